@@ -1,0 +1,75 @@
+"""Prometheus metrics, read from the hub at scrape time: nothing is counted twice on hot paths."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+
+class HubCollector:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.server.hub
+        stats = hub.stats
+        streams = GaugeMetricFamily("streamhive_streams", "Live streams (paths with a publisher or in grace)")
+        streams.add_metric([], len(hub.streams))
+        yield streams
+        sessions = GaugeMetricFamily("streamhive_sessions", "Connected sessions", labels=["protocol", "role"])
+        for (protocol, role), count in sorted(
+            Counter((s.protocol, s.role) for s in hub.sessions.values()).items()
+        ):
+            sessions.add_metric([protocol, role], count)
+        yield sessions
+        live_in = sum(s.bytes_in for s in hub.sessions.values())
+        live_out = sum(s.bytes_out for s in hub.sessions.values())
+        received = CounterMetricFamily("streamhive_bytes_received", "Bytes received from clients")
+        received.add_metric([], stats.bytes_in_closed + live_in)
+        yield received
+        sent = CounterMetricFamily("streamhive_bytes_sent", "Bytes sent to clients")
+        sent.add_metric([], stats.bytes_out_closed + live_out)
+        yield sent
+        for name, doc, value in (
+            (
+                "streamhive_dropped_frames",
+                "Frames not sent to readers that fell behind",
+                stats.dropped_frames,
+            ),
+            (
+                "streamhive_slow_readers_disconnected",
+                "Readers disconnected for staying behind",
+                stats.slow_readers_disconnected,
+            ),
+            ("streamhive_sessions_accepted", "Sessions accepted since start", stats.sessions_total),
+            (
+                "streamhive_refused_connections",
+                "Connections refused at max_connections",
+                stats.refused_connections,
+            ),
+        ):
+            metric = CounterMetricFamily(name, doc)
+            metric.add_metric([], value)
+            yield metric
+        readers = GaugeMetricFamily("streamhive_readers", "Readers per path", labels=["path"])
+        for path, stream in sorted(hub.streams.items()):
+            readers.add_metric([path], stream.reader_count())
+        yield readers
+
+
+def make_registry(server: Server) -> CollectorRegistry:
+    """One registry per Server, so several servers in one process (tests, embedding) never clash."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(server))  # type: ignore[arg-type]
+    return registry
+
+
+def render_metrics(server: Server) -> tuple[bytes, str]:
+    return generate_latest(server.metrics_registry), CONTENT_TYPE_LATEST

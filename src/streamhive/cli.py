@@ -1,0 +1,70 @@
+"""``streamhive serve | config-reference``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import ConfigError, load_config, reference_markdown
+from .server import Server
+
+log = logging.getLogger("streamhive")
+
+
+async def serve(config_path: str | None) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"streamhive: config error:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server = Server(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    log.info("streamhive %s serving:", __version__)
+    for line in server.urls():
+        log.info("  %s", line)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    return 0
+
+
+def _run(coro: object) -> int:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    return uvloop.run(coro)  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamhive", description="A live media server.")
+    parser.add_argument("--version", action="version", version=f"streamhive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_p = sub.add_parser("serve", help="run the server")
+    serve_p.add_argument("--config", "-c", help="YAML config file (defaults when absent)")
+    sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
+    args = parser.parse_args(argv)
+    if args.command == "config-reference":
+        print(reference_markdown())
+        return 0
+    return _run(serve(args.config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The Hub: the registry of live Streams and connected Sessions, and the publish/read gate."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..auth import Authorizer, AuthRequest
+from ..config import Config
+from .paths import validate_path
+from .session import Session
+from .stream import Stream
+
+log = logging.getLogger("streamhive.hub")
+
+EventCallback = Callable[[str, Session], object]
+
+
+class Refused(Exception):
+    """A publish or read that the hub refuses. ``code`` says why in protocol-neutral words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # "bad_path" | "unauthorized" | "busy" | "not_found" | "too_many"
+
+
+@dataclass(slots=True)
+class Stats:
+    """Totals for metrics; live sessions add theirs at scrape time."""
+
+    bytes_in_closed: int = 0
+    bytes_out_closed: int = 0
+    dropped_frames: int = 0
+    slow_readers_disconnected: int = 0
+    sessions_total: int = 0
+    refused_connections: int = 0
+
+
+class Hub:
+    def __init__(self, config: Config, authorizer: Authorizer | None = None) -> None:
+        self.config = config
+        self.auth = authorizer or Authorizer()
+        self.streams: dict[str, Stream] = {}
+        self.sessions: dict[str, Session] = {}
+        self.stats = Stats()
+        self._listeners: dict[str, list[EventCallback]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def now(self) -> float:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
+
+    # -- events for library users -----------------------------------------------------------
+    def on(self, event: str, callback: EventCallback) -> None:
+        """Call ``callback(path, session)`` on "publish", "unpublish", "read" or "read_end"."""
+        if event not in ("publish", "unpublish", "read", "read_end"):
+            raise ValueError(f"unknown event {event!r}")
+        self._listeners.setdefault(event, []).append(callback)
+
+    def off(self, event: str, callback: EventCallback) -> None:
+        listeners = self._listeners.get(event, [])
+        if callback in listeners:
+            listeners.remove(callback)
+
+    def emit(self, event: str, path: str, session: Session) -> None:
+        for callback in self._listeners.get(event, ()):
+            try:
+                result = callback(path, session)
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:
+                log.exception("%s callback failed", event)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def add_session(self, session: Session) -> bool:
+        """Register a new connection; False when ``max_connections`` is reached."""
+        if len(self.sessions) >= self.config.max_connections:
+            self.stats.refused_connections += 1
+            log.warning(
+                "refused connection from %s (%s): max_connections=%d reached",
+                session.remote,
+                session.protocol,
+                self.config.max_connections,
+            )
+            return False
+        self.sessions[session.id] = session
+        self.stats.sessions_total += 1
+        return True
+
+    def remove_session(self, session: Session) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        self.stats.bytes_in_closed += session.bytes_in
+        self.stats.bytes_out_closed += session.bytes_out
+        session.log_end()
+
+    # -- publish and read -------------------------------------------------------------------
+    async def _authorize(
+        self, path: str, session: Session, action: str, user: str | None, password: str | None
+    ) -> str:
+        try:
+            path = validate_path(path)
+        except ValueError as exc:
+            raise Refused("bad_path", str(exc)) from None
+        request = AuthRequest(path, action, session.protocol, session.remote, session.query, user, password)  # type: ignore[arg-type]
+        try:
+            await self.auth.check(request)
+        except Exception as exc:
+            raise Refused("unauthorized", str(exc)) from None
+        return path
+
+    async def publish(
+        self, path: str, session: Session, user: str | None = None, password: str | None = None
+    ) -> Stream:
+        """Make ``session`` the publisher of ``path`` or raise Refused."""
+        path = await self._authorize(path, session, "publish", user, password)
+        stream = self.streams.get(path)
+        if stream is not None and stream.publisher is not None:
+            if not stream.config.takeover:
+                raise Refused("busy", f"{path!r} already has a publisher")
+            old = stream.publisher
+            log.info("publisher %s takes over %s from %s", session.id, path, old.id)
+            stream.publisher = None
+            if old.kick is not None:
+                old.kick("taken over by a new publisher")
+        if stream is None or stream.ended:
+            stream = Stream(self, path, self.config.path_config(path))
+            self.streams[path] = stream
+        stream.publisher_returned(session)
+        session.path, session.role = path, "publisher"
+        log.info(
+            "publish path=%s session=%s protocol=%s remote=%s",
+            path,
+            session.id,
+            session.protocol,
+            session.remote,
+        )
+        self.emit("publish", path, session)
+        return stream
+
+    def unpublish(self, stream: Stream, session: Session) -> None:
+        if stream.publisher is session:
+            stream.publisher_left()
+            self.emit("unpublish", stream.path, session)
+
+    async def read(
+        self, path: str, session: Session, user: str | None = None, password: str | None = None
+    ) -> Stream:
+        """The live Stream for a reader of ``path``, or raise Refused("not_found")."""
+        path = await self._authorize(path, session, "read", user, password)
+        stream = self.streams.get(path)
+        if stream is None or stream.ended:
+            raise Refused("not_found", f"stream {path!r} not found: nothing is published there")
+        limit = stream.config.max_readers
+        if limit and stream.reader_count() >= limit:
+            raise Refused("too_many", f"{path!r} has its maximum of {limit} readers")
+        session.path, session.role = path, "reader"
+        self.emit("read", path, session)
+        return stream
+
+    def read_ended(self, session: Session) -> None:
+        if session.role == "reader" and session.path:
+            self.emit("read_end", session.path, session)
+
+    def remove_stream(self, stream: Stream) -> None:
+        if self.streams.get(stream.path) is stream:
+            del self.streams[stream.path]

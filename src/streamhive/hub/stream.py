@@ -1,0 +1,389 @@
+"""The Stream: one live path's tracks, GOP cache and fan-out to readers.
+
+Mux once, write many: readers are grouped by output format (muxer + framing); a frame is muxed
+once per group and the same bytes object is written to every reader of the group. A reader's
+cost per frame is one non-blocking ``transport.write``.
+
+Readers never block the publisher: a reader whose transport holds more than its backlog skips
+to the next keyframe; one that stays behind longer than ``reader_max_lag`` is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import PathConfig
+from .frame import Frame, Track
+from .session import Session
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger("streamhive.stream")
+
+#: Timestamp gap (90 kHz) inserted between the last frame of a publisher and the first frame of
+#: the publisher that returns within the grace period, so readers see monotonic timestamps.
+REBASE_GAP = 3600
+
+
+class Muxer(Protocol):
+    """A sans-IO output format for one stream: tracks and frames in, bytes out."""
+
+    def header(self, tracks: list[Track], metadata: dict[str, object]) -> bytes:
+        """What a reader that joins now needs before any frame (container header, codec config)."""
+        ...
+
+    def frame(self, frame: Frame) -> bytes:
+        """The bytes of one frame; b"" when the format cannot carry it."""
+        ...
+
+    def tracks_changed(self, tracks: list[Track], metadata: dict[str, object]) -> bytes:
+        """What readers already attached need when codec configuration changes mid-stream."""
+        ...
+
+
+#: Called with the Stream's live track list (the muxer keeps the reference: tracks can change).
+MuxerFactory = Callable[[list[Track]], Muxer]
+Framing = Callable[[bytes], bytes]
+
+
+def no_framing(data: bytes) -> bytes:
+    return data
+
+
+class Reader:
+    """One reader attached to a Stream through an asyncio transport.
+
+    The adapter creates it with the transport to write to and ``on_end`` (how to tell its client
+    that the stream ended, then close). The hub calls ``offer`` for each frame.
+    """
+
+    __slots__ = (
+        "session",
+        "transport",
+        "format",
+        "framing",
+        "on_end",
+        "backlog",
+        "max_lag",
+        "waiting_key",
+        "lag_since",
+        "dropped",
+        "stream",
+        "closed",
+    )
+
+    def __init__(
+        self,
+        session: Session,
+        transport: asyncio.WriteTransport,
+        muxer_format: tuple[str, MuxerFactory],
+        on_end: Callable[[str], None],
+        framing: tuple[str, Framing] = ("raw", no_framing),
+    ) -> None:
+        self.session = session
+        self.transport = transport
+        self.format = muxer_format
+        self.framing = framing
+        self.on_end = on_end
+        self.backlog = 0
+        self.max_lag = 0.0
+        self.waiting_key = False
+        self.lag_since: float | None = None
+        self.dropped = 0
+        self.stream: Stream | None = None
+        self.closed = False
+
+    def offer(self, data: bytes, keyframe: bool, now: float) -> int:
+        """Write one frame's bytes unless behind; returns the number of frames dropped (0 or 1)."""
+        transport = self.transport
+        if transport.get_write_buffer_size() > self.backlog:
+            if self.lag_since is None:
+                self.lag_since = now
+            elif now - self.lag_since > self.max_lag:
+                self.close(f"slow reader: behind for more than {self.max_lag:g}s")
+                if self.stream is not None:
+                    self.stream.hub.stats.slow_readers_disconnected += 1
+            self.waiting_key = True
+            self.dropped += 1
+            return 1
+        self.lag_since = None
+        if self.waiting_key:
+            if not keyframe:
+                self.dropped += 1
+                return 1
+            self.waiting_key = False
+        if transport.is_closing():  # the peer went away; HTTP adapters learn it here first
+            self.close("client went away")
+            return 0
+        transport.write(data)
+        self.session.bytes_out += len(data)
+        return 0
+
+    def close(self, reason: str) -> None:
+        """Detach and tell the client (the adapter's on_end closes the connection)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.stream is not None:
+            self.stream.detach(self)
+        self.session.close_reason = self.session.close_reason or reason
+        self.on_end(reason)
+
+
+class FrameQueue:
+    """A library consumer of Frames (``async for frame in stream.frames()``).
+
+    Bounded: when the consumer is slower than the stream, frames are dropped up to the next
+    keyframe instead of growing memory or slowing the publisher.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(size)
+        self.waiting_key = False
+        self.dropped = 0
+
+    def offer(self, frame: Frame, keyframe: bool) -> None:
+        if self.waiting_key and not keyframe:
+            self.dropped += 1
+            return
+        if self.queue.full():
+            self.waiting_key = True
+            self.dropped += 1
+            return
+        self.waiting_key = False
+        self.queue.put_nowait(frame)
+
+    def end(self) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class _Group:
+    """Readers that share one output format, and that format's muxed GOP cache."""
+
+    __slots__ = ("muxer", "framing", "readers", "gop")
+
+    def __init__(self, muxer: Muxer, framing: Framing) -> None:
+        self.muxer = muxer
+        self.framing = framing
+        self.readers: list[Reader] = []
+        self.gop: list[bytes] = []
+
+
+class Stream:
+    """One live path. Created by the Hub when a publisher arrives; ended when it leaves."""
+
+    def __init__(self, hub: Hub, path: str, config: PathConfig) -> None:
+        self.hub = hub
+        self.path = path
+        self.config = config
+        self.tracks: list[Track] = []
+        self.metadata: dict[str, object] = {}
+        self.publisher: Session | None = None
+        self.bytes_in = 0
+        self.frames_in = 0
+        self.dropped = 0
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._frame_queues: set[FrameQueue] = set()
+        self._gop: list[Frame] = []
+        self._gop_bytes = 0
+        self._gop_active = False
+        self._has_video = False
+        self._last_dts = 0
+        self._offset = 0
+        self._rebase = False
+        self._grace: asyncio.TimerHandle | None = None
+        self.ended = False
+        self._bitrate_window: list[tuple[float, int]] = [(hub.now(), 0)]
+
+    # -- publisher side -------------------------------------------------------------------
+    def set_track(self, track: Track) -> int:
+        """Add a track, or replace the one of the same kind (new codec config); returns its index."""
+        for index, old in enumerate(self.tracks):
+            if old.kind == track.kind:
+                if old.config == track.config and old.codec == track.codec:
+                    return index
+                self.tracks[index] = track
+                self._tracks_changed()
+                return index
+        self.tracks.append(track)
+        self._has_video = any(t.kind == "video" for t in self.tracks)
+        self._tracks_changed()
+        return len(self.tracks) - 1
+
+    def set_metadata(self, metadata: dict[str, object]) -> None:
+        self.metadata = metadata
+
+    def _tracks_changed(self) -> None:
+        self._gop.clear()
+        self._gop_bytes = 0
+        self._gop_active = False
+        for group in self._groups.values():
+            group.gop.clear()
+            if group.readers:
+                data = group.framing(group.muxer.tracks_changed(self.tracks, self.metadata))
+                if data:
+                    for reader in list(group.readers):
+                        reader.transport.write(data)
+                        reader.session.bytes_out += len(data)
+
+    def write(self, frame: Frame) -> None:
+        """Hand one frame to every reader. Never blocks, never waits for a reader."""
+        if self._rebase:
+            self._offset = self._last_dts + REBASE_GAP - frame.dts
+            self._rebase = False
+        if self._offset:
+            frame = Frame(
+                frame.track, frame.pts + self._offset, frame.dts + self._offset, frame.keyframe, frame.units
+            )
+        if frame.dts > self._last_dts:
+            self._last_dts = frame.dts
+        size = frame.size
+        self.frames_in += 1
+        keyframe = frame.keyframe and (self.tracks[frame.track].kind == "video" or not self._has_video)
+        starts_gop = keyframe
+        config = self.config
+        if config.gop_cache:
+            if starts_gop:
+                self._gop.clear()
+                self._gop_bytes = 0
+                self._gop_active = True
+                for group in self._groups.values():
+                    group.gop.clear()
+            if self._gop_active:
+                self._gop.append(frame)
+                self._gop_bytes += size
+                if (
+                    len(self._gop) > config.gop_cache_max_frames
+                    or self._gop_bytes > config.gop_cache_max_bytes
+                ):
+                    self._gop_active = False
+                    self._gop.clear()
+                    for group in self._groups.values():
+                        group.gop.clear()
+        now = self.hub.now()
+        dropped = 0
+        for group in list(self._groups.values()):
+            data = group.framing(group.muxer.frame(frame))
+            if not data:
+                continue
+            if self._gop_active:
+                group.gop.append(data)
+            for reader in tuple(group.readers):  # a slow reader may detach itself
+                dropped += reader.offer(data, keyframe, now)
+        for queue in self._frame_queues:
+            queue.offer(frame, keyframe)
+        if dropped:
+            self.dropped += dropped
+            self.hub.stats.dropped_frames += dropped
+
+    def bitrate(self) -> float:
+        """Incoming bits per second over the last few seconds (for the API)."""
+        now = self.hub.now()
+        window = self._bitrate_window
+        if now - window[-1][0] >= 0.5:
+            window.append((now, self.bytes_in))
+        while len(window) > 2 and now - window[1][0] > 5:
+            window.pop(0)
+        t0, b0 = window[0]
+        return (self.bytes_in - b0) * 8 / (now - t0) if now > t0 else 0.0
+
+    # -- reader side ----------------------------------------------------------------------
+    @property
+    def readers(self) -> list[Reader]:
+        return [r for g in self._groups.values() for r in g.readers]
+
+    def reader_count(self) -> int:
+        return sum(len(g.readers) for g in self._groups.values()) + len(self._frame_queues)
+
+    def attach(self, reader: Reader, prefix: bytes = b"") -> None:
+        """Start a reader: header, codec config and the GOP cache in one write, then live frames."""
+        (mux_name, factory), (framing_name, framing) = reader.format, reader.framing
+        key = (mux_name, framing_name)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(factory(self.tracks), framing)
+            group.gop = [data for f in self._gop if (data := framing(group.muxer.frame(f)))]
+        reader.stream = self
+        reader.backlog = self.config.reader_backlog_bytes
+        reader.max_lag = self.config.reader_max_lag
+        head = prefix + framing(group.muxer.header(self.tracks, self.metadata))
+        data = b"".join([head, *group.gop]) if self._gop_active else head
+        reader.waiting_key = not self._gop_active
+        reader.transport.write(data)
+        reader.session.bytes_out += len(data)
+        group.readers.append(reader)
+
+    def detach(self, reader: Reader) -> None:
+        mux_name, framing_name = reader.format[0], reader.framing[0]
+        group = self._groups.get((mux_name, framing_name))
+        if group is not None and reader in group.readers:
+            group.readers.remove(reader)
+            if not group.readers:
+                del self._groups[(mux_name, framing_name)]
+        if reader.dropped:
+            log.debug("reader %s dropped %d frames", reader.session.id, reader.dropped)
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Every frame from now on (starting at the cached GOP), until the stream ends."""
+        queue = FrameQueue(self.config.frames_buffer)
+        for frame in self._gop if self._gop_active else []:
+            queue.offer(frame, frame.keyframe)
+        queue.waiting_key = not self._gop_active
+        self._frame_queues.add(queue)
+        try:
+            while (frame := await queue.queue.get()) is not None:
+                yield frame
+        finally:
+            self._frame_queues.discard(queue)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def publisher_left(self) -> None:
+        """The publisher went away: end now, or wait ``publisher_grace`` for it to come back."""
+        self.publisher = None
+        grace = self.config.publisher_grace
+        if grace > 0 and not self.ended:
+            self._grace = asyncio.get_running_loop().call_later(grace, self.end, "publisher left")
+            self._rebase = True
+        else:
+            self.end("publisher left")
+
+    def publisher_returned(self, session: Session) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self.publisher = session
+
+    def end(self, reason: str) -> None:
+        """Tell every reader the stream ended and leave the registry."""
+        if self.ended:
+            return
+        self.ended = True
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        for reader in self.readers:
+            reader.close(reason)
+        for queue in self._frame_queues:
+            queue.end()
+        self.hub.remove_stream(self)
+
+    def describe(self) -> dict[str, object]:
+        pub = self.publisher
+        return {
+            "name": self.path,
+            "ready": pub is not None,
+            "tracks": [t.describe() for t in self.tracks],
+            "publisher": {"id": pub.id, "protocol": pub.protocol, "remote": pub.remote} if pub else None,
+            "readers": self.reader_count(),
+            "bytes_in": self.bytes_in,
+            "bytes_out": sum(r.session.bytes_out for r in self.readers),
+            "bitrate": round(self.bitrate()),
+            "frames_in": self.frames_in,
+            "dropped_frames": self.dropped,
+        }

@@ -1,0 +1,158 @@
+"""The HTTP adapter (aiohttp): HTTP-FLV and WS-FLV players, plus the API and metrics routes.
+
+After the response headers, media bytes bypass aiohttp's writer: the hub writes pre-framed
+bytes (HTTP chunks or WebSocket frames, built once per frame for all readers) straight to the
+transport, so a player costs one ``transport.write`` per frame like an RTMP player.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from ..api import routes as api_routes
+from ..formats.flvmux import FlvMuxer
+from ..hub import Reader, Refused, Session
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger("streamhive.http")
+
+REFUSED_STATUS = {"not_found": 404, "unauthorized": 401, "bad_path": 400, "too_many": 503, "busy": 409}
+SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
+
+
+def http_chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk; empty input stays empty (an empty chunk would end the response)."""
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+def ws_binary_frame(data: bytes) -> bytes:
+    """One unmasked server-to-client WebSocket binary frame."""
+    n = len(data)
+    if not n:
+        return b""
+    if n < 126:
+        return bytes((0x82, n)) + data
+    if n < 65536:
+        return struct.pack("!BBH", 0x82, 126, n) + data
+    return struct.pack("!BBQ", 0x82, 127, n) + data
+
+
+FLV_FORMAT = ("flv", FlvMuxer)
+
+
+def remote_of(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else str(request.remote)
+
+
+async def flv_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /{path}.flv``: a never-ending FLV; with ``Upgrade: websocket`` the same bytes as WS-FLV."""
+    server = request.app[SERVER_KEY]
+    hub = server.hub
+    is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+    session = Session("ws-flv" if is_ws else "http-flv", remote_of(request), query=request.query_string)
+    if not hub.add_session(session):
+        return web.json_response({"error": "too many connections"}, status=503)
+    try:
+        stream = await hub.read(request.match_info["path"], session)
+    except Refused as refused:
+        session.close_reason = f"refused: {refused}"
+        hub.remove_session(session)
+        return web.json_response({"error": str(refused)}, status=REFUSED_STATUS.get(refused.code, 400))
+    log.info(
+        "session start id=%s protocol=%s remote=%s path=%s",
+        session.id,
+        session.protocol,
+        session.remote,
+        stream.path,
+    )
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_end(reason: str) -> None:
+        if not done.done():
+            done.set_result(reason)
+
+    session.kick = lambda reason: reader.close(reason)
+    response: web.StreamResponse
+    try:
+        if is_ws:
+            ws = web.WebSocketResponse(compress=False, heartbeat=None, max_msg_size=4096)
+            await ws.prepare(request)
+            response = ws
+            reader = Reader(session, request.transport, FLV_FORMAT, on_end, ("ws", ws_binary_frame))  # type: ignore[arg-type]
+            stream.attach(reader)
+            receiving = asyncio.ensure_future(_drain_ws(ws, on_end))
+            reason = await done
+            receiving.cancel()
+            reader.close(reason)
+            if not ws.closed:
+                await ws.close()
+        else:
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "video/x-flv",
+                    "Access-Control-Allow-Origin": server.config.http.cors_origin,
+                    "Cache-Control": "no-cache, no-store",
+                }
+            )
+            chunked = request.version >= (1, 1)
+            if chunked:
+                response.enable_chunked_encoding()
+            response.force_close()
+            await response.prepare(request)
+            framing = ("chunked", http_chunk) if chunked else ("raw", lambda data: data)
+            reader = Reader(session, request.transport, FLV_FORMAT, on_end, framing)  # type: ignore[arg-type]
+            stream.attach(reader)
+            reason = await done
+            reader.close(reason)
+            if request.transport is not None and not request.transport.is_closing():
+                await response.write_eof()
+    except (ConnectionError, asyncio.CancelledError) as exc:
+        session.close_reason = session.close_reason or f"connection lost: {exc!r}"
+        raise
+    finally:
+        if "reader" in locals():
+            reader.on_end = lambda _reason: None
+            reader.close(session.close_reason or "closed")
+        hub.read_ended(session)
+        hub.remove_session(session)
+    return response
+
+
+async def _drain_ws(ws: web.WebSocketResponse, on_end: object) -> None:
+    """Read (and discard) what a WS-FLV player sends, so pings are answered and close is seen."""
+    async for msg in ws:
+        if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break
+    on_end("client closed")  # type: ignore[operator]
+
+
+async def index_handler(request: web.Request) -> web.Response:
+    """A small page listing the live paths and their URLs (the full console comes later)."""
+    server = request.app[SERVER_KEY]
+    rows = "".join(
+        f"<li><b>{name}</b> — <a href='/{name}.flv'>HTTP-FLV</a> · rtmp://HOST:{server.rtmp_port}/{name}</li>"
+        for name in sorted(server.hub.streams)
+    )
+    body = (
+        "<!doctype html><title>streamhive</title><h1>streamhive</h1>"
+        f"<p>{len(server.hub.streams)} live path(s)</p><ul>{rows}</ul>"
+        "<p><a href='/api/v1/paths'>/api/v1/paths</a> · <a href='/metrics'>/metrics</a></p>"
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+def build_app(server: Server) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SERVER_KEY] = server
+    app.router.add_get("/", index_handler)
+    api_routes.add_routes(app, SERVER_KEY)
+    app.router.add_get(r"/{path:.+}.flv", flv_handler)
+    return app

@@ -1,0 +1,156 @@
+"""Shared fixtures: free ports, a real `streamhive serve` process, and an ffmpeg test publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FFMPEG = shutil.which("ffmpeg")
+FFPROBE = shutil.which("ffprobe")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None or (FFPROBE is None and not os.environ.get("CI")),
+    reason="ffmpeg/ffprobe not installed (scripts/test.sh installs them)",
+)
+if os.environ.get("CI") and (FFMPEG is None or FFPROBE is None):
+    raise RuntimeError("CI must have ffmpeg and ffprobe: run scripts/test.sh")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    rtmp_port: int
+    http_port: int
+    log_path: Path
+
+    @property
+    def rtmp(self) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def api(self, path: str) -> object:
+        with urllib.request.urlopen(f"{self.http}{path}", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_path(self, name: str, tracks: int = 2, timeout: float = 15.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for item in self.api("/api/v1/paths")["items"]:  # type: ignore[index]
+                if item["name"] == name and len(item["tracks"]) >= tracks:
+                    return item  # type: ignore[no-any-return]
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not published within {timeout}s; server log:\n{self.log()}")
+
+
+def start_server(tmp_path: Path, extra_config: str = "") -> RunningServer:
+    rtmp_port, http_port = free_port(), free_port()
+    config = tmp_path / "streamhive.yaml"
+    config.write_text(
+        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
+    )
+    log_path = tmp_path / "server.log"
+    exe = Path(sys.executable).parent / "streamhive"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*cmd, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    server = RunningServer(process, rtmp_port, http_port, log_path)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", http_port), timeout=0.2):
+            return server
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"server did not start:\n{server.log()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path)
+    yield srv
+    stop_server(srv)
+    assert srv.process.returncode == 0, f"server did not exit cleanly:\n{srv.log()}"
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+def ffmpeg_publish_cmd(
+    url: str, seconds: float, size: str = "320x240", rate: int = 25, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """A real-time H.264 + AAC test publisher (1 s GOP), as a user would run ffmpeg."""
+    assert FFMPEG is not None
+    return [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+        "-t", str(seconds),
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(rate), "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "64k", *extra,
+        "-f", "flv", url,
+    ]  # fmt: skip
+
+
+async def run(cmd: list[str], timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def probe(path: str | Path) -> dict[str, dict[str, object]]:
+    """Decode a file with ffprobe: per codec type, the codec, size and decoded frame count."""
+    assert FFPROBE is not None
+    rc, out, err = await run(
+        [FFPROBE, "-v", "error", "-count_frames", "-show_entries",
+         "stream=codec_type,codec_name,width,height,sample_rate,channels,nb_read_frames", "-of", "json", str(path)]
+    )  # fmt: skip
+    assert rc == 0, err
+    return {s["codec_type"]: s for s in json.loads(out)["streams"]}
+
+
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    """End a client process we started (it may have exited already)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
