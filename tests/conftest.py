@@ -66,11 +66,12 @@ class RunningServer:
         raise AssertionError(f"{name} not published within {timeout}s; server log:\n{self.log()}")
 
 
-def start_server(tmp_path: Path, extra_config: str = "") -> RunningServer:
+def start_server(tmp_path: Path, extra_config: str = "", rtmp_options: str = "") -> RunningServer:
+    """``extra_config``: more top-level YAML; ``rtmp_options``: more keys under ``rtmp:``."""
     rtmp_port, http_port = free_port(), free_port()
     config = tmp_path / "streamhive.yaml"
     config.write_text(
-        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
+        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\n{rtmp_options}http:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
     )
     log_path = tmp_path / "server.log"
     exe = Path(sys.executable).parent / "streamhive"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamhive.codecs import CodecError, aac, h264, h265
+from tests.media import encode_video
 
 av = pytest.importorskip("av")
 
@@ -20,18 +20,7 @@ FUZZ = settings(max_examples=250, deadline=None)
 @functools.cache
 def records(encoder: str) -> bytes:
     """The avcC/hvcC record of a tiny real stream."""
-    av.logging.set_level(av.logging.ERROR)
-    key = "x264-params" if encoder == "libx264" else "x265-params"
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream(encoder, rate=25, options={key: "log-level=none"})
-        stream.width, stream.height, stream.pix_fmt = 66, 50, "yuv420p"
-        frame = av.VideoFrame(66, 50, "yuv420p")
-        frame.pts = 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    with av.open(io.BytesIO(buf.getvalue())) as inp:
-        return inp.streams.video[0].codec_context.extradata
+    return encode_video(encoder, 66, 50)[0]
 
 
 @st.composite

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import io
-
 import pytest
 
 from streamhive.codecs import CodecError, h264
 from streamhive.codecs.bits import BitReader, unescape_rbsp
+from tests.media import encode_video
 
 av = pytest.importorskip("av")
 
 
-@functools.cache
 def encode_h264(
     width: int, height: int, pix_fmt: str = "yuv420p", params: str = "", profile: str = ""
-) -> tuple:
-    """Encode a few frames with libx264 into MP4 and read back (avcC, [AVCC samples])."""
-    av.logging.set_level(av.logging.ERROR)
-    options = {"x264-params": "log-level=none" + (":" + params if params else "")}
-    if profile:
-        options["profile"] = profile
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for i in range(5):
-            frame = av.VideoFrame(width, height, pix_fmt)
-            for plane in frame.planes:
-                plane.update(bytes((i * 37 + k) & 0xFF for k in range(plane.buffer_size)))
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    with av.open(io.BytesIO(buf.getvalue())) as inp:
-        video = inp.streams.video[0]
-        return video.codec_context.extradata, [bytes(p) for p in inp.demux(video) if p.size]
+) -> tuple[bytes, list[bytes]]:
+    return encode_video("libx264", width, height, pix_fmt, params, profile)
 
 
 @pytest.mark.parametrize(
