@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
 from ..api import routes as api_routes
 from ..formats.flvmux import FlvMuxer
-from ..hub import Reader, Refused, Session
+from ..hub import Reader, Refused, Session, Stream
+from ..hub.stream import no_framing
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -73,65 +75,91 @@ async def flv_handler(request: web.Request) -> web.StreamResponse:
         session.remote,
         stream.path,
     )
-    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def on_end(reason: str) -> None:
-        if not done.done():
-            done.set_result(reason)
+        if not ended.done():
+            ended.set_result(reason)
 
-    session.kick = lambda reason: reader.close(reason)
-    response: web.StreamResponse
+    session.kick = on_end
+    serve = _serve_ws_flv if is_ws else _serve_http_flv
     try:
-        if is_ws:
-            ws = web.WebSocketResponse(compress=False, heartbeat=None, max_msg_size=4096)
-            await ws.prepare(request)
-            response = ws
-            reader = Reader(session, request.transport, FLV_FORMAT, on_end, ("ws", ws_binary_frame))  # type: ignore[arg-type]
-            stream.attach(reader)
-            receiving = asyncio.ensure_future(_drain_ws(ws, on_end))
-            reason = await done
-            receiving.cancel()
-            reader.close(reason)
-            if not ws.closed:
-                await ws.close()
-        else:
-            response = web.StreamResponse(
-                headers={
-                    "Content-Type": "video/x-flv",
-                    "Access-Control-Allow-Origin": server.config.http.cors_origin,
-                    "Cache-Control": "no-cache, no-store",
-                }
-            )
-            chunked = request.version >= (1, 1)
-            if chunked:
-                response.enable_chunked_encoding()
-            response.force_close()
-            await response.prepare(request)
-            framing = ("chunked", http_chunk) if chunked else ("raw", lambda data: data)
-            reader = Reader(session, request.transport, FLV_FORMAT, on_end, framing)  # type: ignore[arg-type]
-            stream.attach(reader)
-            reason = await done
-            reader.close(reason)
-            if request.transport is not None and not request.transport.is_closing():
-                await response.write_eof()
+        return await serve(request, stream, session, on_end, ended)
     except (ConnectionError, asyncio.CancelledError) as exc:
         session.close_reason = session.close_reason or f"connection lost: {exc!r}"
         raise
     finally:
-        if "reader" in locals():
-            reader.on_end = lambda _reason: None
-            reader.close(session.close_reason or "closed")
         hub.read_ended(session)
         hub.remove_session(session)
+
+
+async def _serve_http_flv(
+    request: web.Request,
+    stream: Stream,
+    session: Session,
+    on_end: Callable[[str], None],
+    ended: asyncio.Future[str],
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "video/x-flv",
+            "Access-Control-Allow-Origin": request.app[SERVER_KEY].config.http.cors_origin,
+            "Cache-Control": "no-cache, no-store",
+        }
+    )
+    chunked = request.version >= (1, 1)
+    if chunked:
+        response.enable_chunked_encoding()
+    response.force_close()
+    await response.prepare(request)
+    framing = ("chunked", http_chunk) if chunked else ("raw", no_framing)
+    reader = Reader(session, request.transport, FLV_FORMAT, on_end, framing)  # type: ignore[arg-type]
+    try:
+        stream.attach(reader)
+        reason = await ended
+        reader.close(reason)
+        if request.transport is not None and not request.transport.is_closing():
+            await response.write_eof()
+    finally:
+        reader.on_end = _ignore
+        reader.close(session.close_reason or "closed")
     return response
 
 
-async def _drain_ws(ws: web.WebSocketResponse, on_end: object) -> None:
+async def _serve_ws_flv(
+    request: web.Request,
+    stream: Stream,
+    session: Session,
+    on_end: Callable[[str], None],
+    ended: asyncio.Future[str],
+) -> web.StreamResponse:
+    ws = web.WebSocketResponse(compress=False, heartbeat=None, max_msg_size=4096)
+    await ws.prepare(request)
+    reader = Reader(session, request.transport, FLV_FORMAT, on_end, ("ws", ws_binary_frame))  # type: ignore[arg-type]
+    receiving = asyncio.ensure_future(_drain_ws(ws, on_end))
+    try:
+        stream.attach(reader)
+        reason = await ended
+        reader.close(reason)
+        if not ws.closed:
+            await ws.close()
+    finally:
+        receiving.cancel()
+        reader.on_end = _ignore
+        reader.close(session.close_reason or "closed")
+    return ws
+
+
+def _ignore(_reason: str) -> None:
+    """on_end once the adapter itself is closing: nothing left to tell the client."""
+
+
+async def _drain_ws(ws: web.WebSocketResponse, on_end: Callable[[str], None]) -> None:
     """Read (and discard) what a WS-FLV player sends, so pings are answered and close is seen."""
     async for msg in ws:
         if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
             break
-    on_end("client closed")  # type: ignore[operator]
+    on_end("client closed")
 
 
 async def index_handler(request: web.Request) -> web.Response:
