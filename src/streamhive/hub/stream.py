@@ -134,6 +134,20 @@ class Reader:
         self.on_end(reason)
 
 
+class FrameSink(Protocol):
+    """A consumer of Frames inside the process (library iterators, HLS/DASH segmenters).
+
+    ``offer`` is called synchronously from the publisher's ``write``: it must be quick and must
+    never block or await.
+    """
+
+    def offer(self, frame: Frame, keyframe: bool) -> None: ...
+
+    def tracks_changed(self) -> None: ...
+
+    def end(self) -> None: ...
+
+
 class FrameQueue:
     """A library consumer of Frames (``async for frame in stream.frames()``).
 
@@ -156,6 +170,9 @@ class FrameQueue:
             return
         self.waiting_key = False
         self.queue.put_nowait(frame)
+
+    def tracks_changed(self) -> None:
+        """Frames carry their track index; ``stream.tracks`` already holds the new config."""
 
     def end(self) -> None:
         if self.queue.full():
@@ -189,7 +206,7 @@ class Stream:
         self.frames_in = 0
         self.dropped = 0
         self._groups: dict[tuple[str, str], _Group] = {}
-        self._frame_queues: set[FrameQueue] = set()
+        self._sinks: set[FrameSink] = set()
         self._gop: list[Frame] = []
         self._gop_bytes = 0
         self._gop_active = False
@@ -219,7 +236,22 @@ class Stream:
     def set_metadata(self, metadata: dict[str, object]) -> None:
         self.metadata = metadata
 
+    def add_sink(self, sink: FrameSink, with_gop: bool = True) -> None:
+        """Feed ``sink`` every frame from now on (after the cached GOP when ``with_gop``)."""
+        if with_gop and self._gop_active:
+            for frame in self._gop:
+                sink.offer(frame, frame.keyframe and self._is_key_track(frame))
+        self._sinks.add(sink)
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        self._sinks.discard(sink)
+
+    def _is_key_track(self, frame: Frame) -> bool:
+        return self.tracks[frame.track].kind == "video" or not self._has_video
+
     def _tracks_changed(self) -> None:
+        for sink in list(self._sinks):
+            sink.tracks_changed()
         self._gop.clear()
         self._gop_bytes = 0
         self._gop_active = False
@@ -245,7 +277,7 @@ class Stream:
             self._last_dts = frame.dts
         size = frame.size
         self.frames_in += 1
-        keyframe = frame.keyframe and (self.tracks[frame.track].kind == "video" or not self._has_video)
+        keyframe = frame.keyframe and self._is_key_track(frame)
         starts_gop = keyframe
         config = self.config
         if config.gop_cache:
@@ -276,8 +308,8 @@ class Stream:
                 group.gop.append(data)
             for reader in tuple(group.readers):  # a slow reader may detach itself
                 dropped += reader.offer(data, keyframe, now)
-        for queue in self._frame_queues:
-            queue.offer(frame, keyframe)
+        for sink in self._sinks:
+            sink.offer(frame, keyframe)
         if dropped:
             self.dropped += dropped
             self.hub.stats.dropped_frames += dropped
@@ -299,7 +331,9 @@ class Stream:
         return [r for g in self._groups.values() for r in g.readers]
 
     def reader_count(self) -> int:
-        return sum(len(g.readers) for g in self._groups.values()) + len(self._frame_queues)
+        """Connected readers and library consumers (segmenters count their viewers themselves)."""
+        queues = sum(isinstance(sink, FrameQueue) for sink in self._sinks)
+        return sum(len(g.readers) for g in self._groups.values()) + queues
 
     def attach(self, reader: Reader, prefix: bytes = b"") -> None:
         """Start a reader: header, codec config and the GOP cache in one write, then live frames."""
@@ -332,15 +366,13 @@ class Stream:
     async def frames(self) -> AsyncIterator[Frame]:
         """Every frame from now on (starting at the cached GOP), until the stream ends."""
         queue = FrameQueue(self.config.frames_buffer)
-        for frame in self._gop if self._gop_active else []:
-            queue.offer(frame, frame.keyframe)
         queue.waiting_key = not self._gop_active
-        self._frame_queues.add(queue)
+        self.add_sink(queue)
         try:
             while (frame := await queue.queue.get()) is not None:
                 yield frame
         finally:
-            self._frame_queues.discard(queue)
+            self._sinks.discard(queue)
 
     # -- lifecycle ------------------------------------------------------------------------
     def publisher_left(self) -> None:
@@ -369,8 +401,8 @@ class Stream:
             self._grace = None
         for reader in self.readers:
             reader.close(reason)
-        for queue in self._frame_queues:
-            queue.end()
+        for sink in list(self._sinks):
+            sink.end()
         self.hub.remove_stream(self)
 
     def describe(self) -> dict[str, object]:
