@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
@@ -70,6 +70,9 @@ class HttpConfig(_Model):
     enabled: bool = Field(True, description="Serve HTTP-FLV, WS-FLV, the API and metrics.")
     listen: str = Field(":8080", description="HTTP listen address, HOST:PORT.")
     cors_origin: str = Field("*", description="Access-Control-Allow-Origin sent with media responses.")
+    max_blocked_requests: int = Field(
+        10000, ge=1, description="LL-HLS blocking playlist/part requests waiting at once, all paths together."
+    )
 
     _listen = field_validator("listen")(_check_listen)
 
@@ -112,6 +115,26 @@ class PathConfig(_Model):
         False, description="A new publisher replaces the current one instead of being refused."
     )
     max_readers: int = Field(0, ge=0, description="Most readers on the path at once; 0 means no limit.")
+    hls_variant: Literal["lowLatency", "fmp4", "mpegts"] = Field(
+        "lowLatency",
+        description="HLS flavour of index.m3u8: LL-HLS with parts, fMP4 segments, or MPEG-TS for legacy players.",
+    )
+    hls_segment_duration: float = Field(
+        1.0,
+        ge=0.1,
+        le=30,
+        description="Target segment length (cut at the next keyframe after it); 2-6 s suits classic HLS.",
+    )
+    hls_part_duration: float = Field(0.2, ge=0.05, le=5, description="LL-HLS partial segment target.")
+    hls_segment_count: int = Field(
+        7, ge=2, le=100, description="Segments kept in memory and listed (sliding window)."
+    )
+    hls_always: bool = Field(
+        False, description="Mux HLS/DASH while the path is published, not only on demand."
+    )
+    hls_idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds without an HLS/DASH request before on-demand muxing stops."
+    )
 
 
 #: The same keys as PathConfig, each optional: what one `paths:` entry may override.

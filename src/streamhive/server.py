@@ -21,6 +21,7 @@ from .auth import Authorizer, Check
 from .config import Config, parse_listen
 from .hub import Frame, Hub, Stream, validate_path
 from .hub.hub import EventCallback
+from .servers.hls import HlsService
 from .servers.http import build_app
 from .servers.rtmp import RtmpSession
 
@@ -72,6 +73,7 @@ class Server:
         self.auth = Authorizer()
         self.hub = Hub(self.config, self.auth)
         self.metrics_registry = make_registry(self)
+        self.hls = HlsService(self)
         self._servers: list[asyncio.AbstractServer] = []
         self._runner: web.AppRunner | None = None
         #: Bound addresses by listener name ("rtmp", "rtmps", "http"), real ports when 0 was asked.
@@ -115,6 +117,7 @@ class Server:
                     )
                     self._register("rtmps", srv)
             if cfg.http.enabled:
+                self.hls.start()
                 self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
                 await self._runner.setup()
                 host, port = parse_listen(cfg.http.listen)
@@ -144,6 +147,8 @@ class Server:
             base = f"http://{host}:{self.http_port}"
             out += [
                 f"HTTP-FLV / WS-FLV   {base}/live/STREAM.flv",
+                f"HLS / LL-HLS        {base}/live/STREAM/index.m3u8",
+                f"DASH                {base}/live/STREAM/index.mpd",
                 f"API                 {base}/api/v1/paths",
                 f"Metrics             {base}/metrics",
             ]
@@ -153,6 +158,7 @@ class Server:
         """Close listeners, end every stream (readers are told), close sessions."""
         for srv in self._servers:
             srv.close()
+        await self.hls.stop()
         for stream in list(self.hub.streams.values()):
             stream.end("server shutting down")
         for session in list(self.hub.sessions.values()):

@@ -62,6 +62,12 @@ class HubCollector:
         for path, stream in sorted(hub.streams.items()):
             readers.add_metric([path], stream.reader_count())
         yield readers
+        viewers = GaugeMetricFamily(
+            "streamhive_hls_viewers", "HLS/DASH viewers seen in the last 30 s", labels=["path"]
+        )
+        for path in sorted(self.server.hls.muxings):
+            viewers.add_metric([path], self.server.hls.viewers(path))
+        yield viewers
 
 
 def make_registry(server: Server) -> CollectorRegistry:

@@ -12,20 +12,26 @@ if TYPE_CHECKING:
     from ..server import Server
 
 
+def describe(server: Server, stream: Any) -> dict[str, Any]:
+    data: dict[str, Any] = stream.describe()
+    data["hls_viewers"] = server.hls.viewers(stream.path)
+    return data
+
+
 def add_routes(app: web.Application, key: web.AppKey[Server]) -> None:
     def hub_of(request: web.Request) -> Any:
         return request.app[key].hub
 
     async def list_paths(request: web.Request) -> web.Response:
-        hub = hub_of(request)
-        items = [stream.describe() for _, stream in sorted(hub.streams.items())]
+        server = request.app[key]
+        items = [describe(server, stream) for _, stream in sorted(server.hub.streams.items())]
         return web.json_response({"items": items, "count": len(items)})
 
     async def get_path(request: web.Request) -> web.Response:
         stream = hub_of(request).streams.get(request.match_info["name"].strip("/"))
         if stream is None:
             return web.json_response({"error": "path not found"}, status=404)
-        data = stream.describe()
+        data = describe(request.app[key], stream)
         data["reader_sessions"] = [r.session.describe() for r in stream.readers]
         return web.json_response(data)
 

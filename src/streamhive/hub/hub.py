@@ -147,14 +147,22 @@ class Hub:
             stream.publisher_left()
             self.emit("unpublish", stream.path, session)
 
-    async def read(
+    async def find_readable(
         self, path: str, session: Session, user: str | None = None, password: str | None = None
     ) -> Stream:
-        """The live Stream for a reader of ``path``, or raise Refused("not_found")."""
+        """The live Stream at ``path`` if ``session`` may read it, else raise Refused."""
         path = await self._authorize(path, session, "read", user, password)
         stream = self.streams.get(path)
         if stream is None or stream.ended:
             raise Refused("not_found", f"stream {path!r} not found: nothing is published there")
+        return stream
+
+    async def read(
+        self, path: str, session: Session, user: str | None = None, password: str | None = None
+    ) -> Stream:
+        """Attach ``session`` as a reader of ``path`` (checks auth, existence and max_readers)."""
+        stream = await self.find_readable(path, session, user, password)
+        path = stream.path
         limit = stream.config.max_readers
         if limit and stream.reader_count() >= limit:
             raise Refused("too_many", f"{path!r} has its maximum of {limit} readers")

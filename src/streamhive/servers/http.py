@@ -19,6 +19,7 @@ from ..api import routes as api_routes
 from ..formats.flvmux import FlvMuxer
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.stream import no_framing
+from .hls import time_handler
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -183,4 +184,6 @@ def build_app(server: Server) -> web.Application:
     app.router.add_get("/", index_handler)
     api_routes.add_routes(app, SERVER_KEY)
     app.router.add_get(r"/{path:.+}.flv", flv_handler)
+    app.router.add_get("/api/v1/time", time_handler)
+    app.router.add_get(r"/{path:.+}/{name:[^/]+}", server.hls.handle)
     return app

@@ -1,0 +1,310 @@
+"""HLS, LL-HLS and DASH over HTTP: on-demand segmenters, blocking reloads, viewer counts.
+
+A path's Segmenter starts at its first HLS/DASH request (the request waits for the first
+segment) and stops after ``hls_idle_timeout`` without requests, unless ``hls_always``. Every
+blocked request waits on one asyncio.Event per path that the segmenter pulses when a part or
+segment is added, bounded in count (``http.max_blocked_requests``) and in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..delivery import playlists
+from ..delivery.segmenter import Segment, Segmenter
+from ..hub import Refused, Session, Stream, validate_path
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger("streamhive.hls")
+
+#: A viewer is a (client address, user agent) seen within this many seconds.
+VIEWER_WINDOW = 30.0
+
+NAME = re.compile(
+    r"^(?:(?P<master>index\.m3u8)|(?P<media>stream\.m3u8)|(?P<mpd>index\.mpd)"
+    r"|init(?P<init>\d+)\.mp4|seg(?P<seg>\d+)\.(?:(?P<part>\d+)\.)?(?P<ext>m4s|ts)"
+    r"|dash-t(?P<dtrack>\d+)-(?:init(?P<dinit>\d+)\.mp4|(?P<dseg>\d+)\.m4s))$"
+)
+CONTENT_TYPES = {
+    "m3u8": "application/vnd.apple.mpegurl",
+    "mpd": "application/dash+xml",
+    "mp4": "video/mp4",
+    "m4s": "video/iso.segment",
+    "ts": "video/mp2t",
+}
+
+
+class PathMuxing:
+    """The segmenter of one live Stream, and who is watching it."""
+
+    def __init__(self, stream: Stream, on_gone: Callable[[PathMuxing], None]) -> None:
+        cfg = stream.config
+        self.stream = stream
+        self.config = cfg
+        self.low_latency = cfg.hls_variant == "lowLatency"
+        self.ts = cfg.hls_variant == "mpegts"
+        self._changed = asyncio.Event()
+        self.segmenter = Segmenter(
+            stream.tracks,
+            segment_duration=cfg.hls_segment_duration,
+            part_duration=cfg.hls_part_duration,
+            window=cfg.hls_segment_count,
+            with_ts=self.ts,
+            clock=time.time,
+            on_update=self._pulse,
+        )
+        self.last_request = time.monotonic()
+        self.viewers: dict[tuple[str, str], float] = {}
+        self._on_gone = on_gone
+        stream.add_sink(self)
+
+    # FrameSink: the segmenter does the work; this adds the end-of-stream bookkeeping.
+    def offer(self, frame: object, keyframe: bool) -> None:
+        self.segmenter.offer(frame, keyframe)  # type: ignore[arg-type]
+
+    def tracks_changed(self) -> None:
+        self.segmenter.tracks_changed()
+
+    def end(self) -> None:
+        self.segmenter.end()
+        # Players get the final playlist (ENDLIST) for a short while, then the path is gone.
+        asyncio.get_running_loop().call_later(2 * VIEWER_WINDOW, self._on_gone, self)
+
+    def stop(self) -> None:
+        self.stream.remove_sink(self)
+        self._pulse()
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``ready()`` (re-checked at every segmenter update) or the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ready():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.segmenter.ended:
+                return ready()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    def seen(self, request: web.Request) -> None:
+        now = time.monotonic()
+        self.last_request = now
+        self.viewers[(str(request.remote), request.headers.get("User-Agent", ""))] = now
+        if len(self.viewers) > 100000:  # bounded even under a flood of made-up user agents
+            self.viewers.clear()
+
+    def viewer_count(self) -> int:
+        cutoff = time.monotonic() - VIEWER_WINDOW
+        for key in [k for k, t in self.viewers.items() if t < cutoff]:
+            del self.viewers[key]
+        return len(self.viewers)
+
+
+class HlsService:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.muxings: dict[str, PathMuxing] = {}
+        self.blocked = 0
+        self._reaper: asyncio.Task[None] | None = None
+        server.hub.on("publish", self._on_publish)
+
+    def start(self) -> None:
+        self._reaper = asyncio.ensure_future(self._reap())
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for muxing in list(self.muxings.values()):
+            muxing.stop()
+        self.muxings.clear()
+
+    def _on_publish(self, path: str, _session: Session) -> None:
+        stream = self.server.hub.streams.get(path)
+        if stream is not None and stream.config.hls_always:
+            self.muxing(stream)
+
+    def muxing(self, stream: Stream) -> PathMuxing:
+        muxing = self.muxings.get(stream.path)
+        if muxing is None or muxing.stream is not stream:
+            if muxing is not None:
+                muxing.stop()
+            muxing = self.muxings[stream.path] = PathMuxing(stream, self._gone)
+            log.info("hls/dash muxing started for %s (%s)", stream.path, stream.config.hls_variant)
+        return muxing
+
+    def _gone(self, muxing: PathMuxing) -> None:
+        if self.muxings.get(muxing.stream.path) is muxing:
+            del self.muxings[muxing.stream.path]
+            muxing.stop()
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            now = time.monotonic()
+            for muxing in list(self.muxings.values()):
+                idle = now - muxing.last_request > muxing.config.hls_idle_timeout
+                if idle and not (muxing.config.hls_always and not muxing.stream.ended):
+                    log.info("hls/dash muxing stopped for %s (idle)", muxing.stream.path)
+                    self._gone(muxing)
+
+    def viewers(self, path: str) -> int:
+        muxing = self.muxings.get(path)
+        return muxing.viewer_count() if muxing is not None else 0
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        match = NAME.match(request.match_info["name"])
+        if match is None:
+            raise web.HTTPNotFound()
+        try:
+            path = validate_path(request.match_info["path"])
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        muxing = self.muxings.get(path)
+        if muxing is None or match["master"] or match["media"] or match["mpd"]:
+            muxing = await self._authorized_muxing(request, path)
+        muxing.seen(request)
+        seg = muxing.segmenter
+        first_wait = muxing.config.hls_segment_duration * 3 + 5
+        if not await self._wait(muxing, lambda: bool(seg.segments) or seg.ended, first_wait):
+            raise web.HTTPServiceUnavailable(text="no segment yet: is the stream sending keyframes?")
+        if not seg.segments:
+            raise web.HTTPNotFound(text="stream ended")
+        if match["master"]:
+            return self._reply(request, playlists.master_playlist(seg, "stream.m3u8", ts=muxing.ts), "m3u8")
+        if match["media"]:
+            return await self._media_playlist(request, muxing)
+        if match["mpd"]:
+            utc = f"{request.scheme}://{request.host}/api/v1/time"
+            return self._reply(request, playlists.mpd(seg, time.time(), utc), "mpd")
+        if match["init"] is not None:
+            if int(match["init"]) != seg.init_version or not seg.init:
+                raise web.HTTPNotFound()
+            return self._reply(request, seg.init, "mp4", cache=True)
+        if match["dinit"] is not None:
+            track = int(match["dtrack"])
+            if int(match["dinit"]) != seg.init_version or track not in seg.track_inits:
+                raise web.HTTPNotFound()
+            return self._reply(request, seg.track_inits[track], "mp4", cache=True)
+        if match["dseg"] is not None:
+            segment = seg.segment(int(match["dseg"]))
+            track = int(match["dtrack"])
+            if segment is None or not segment.complete or track not in seg.track_inits:
+                raise web.HTTPNotFound()
+            return self._reply(request, segment.track_data(track), "m4s", cache=True)
+        return await self._segment(request, muxing, int(match["seg"]), match["part"], match["ext"])
+
+    async def _authorized_muxing(self, request: web.Request, path: str) -> PathMuxing:
+        """Every playlist request is authorized (tokens expire); media requests ride on that."""
+        session = Session("hls", str(request.remote), query=request.query_string)
+        try:
+            stream = await self.server.hub.find_readable(path, session)
+        except Refused as refused:
+            raise _http_error(refused.code, str(refused)) from None
+        return self.muxing(stream)
+
+    async def _wait(self, muxing: PathMuxing, ready: Callable[[], bool], timeout: float) -> bool:
+        if ready():
+            return True
+        if self.blocked >= self.server.config.http.max_blocked_requests:
+            raise web.HTTPServiceUnavailable(text="too many blocked requests")
+        self.blocked += 1
+        try:
+            return await muxing.wait_for(ready, timeout)
+        finally:
+            self.blocked -= 1
+
+    async def _media_playlist(self, request: web.Request, muxing: PathMuxing) -> web.StreamResponse:
+        seg = muxing.segmenter
+        query = request.query
+        msn_text, part_text = query.get("_HLS_msn"), query.get("_HLS_part")
+        if msn_text is not None and muxing.low_latency:
+            if not msn_text.isdigit() or (part_text is not None and not part_text.isdigit()):
+                raise web.HTTPBadRequest(text="_HLS_msn and _HLS_part must be non-negative integers")
+            msn, part = int(msn_text), int(part_text) if part_text is not None else None
+            if msn > seg.next_msn + 1:
+                raise web.HTTPBadRequest(text="_HLS_msn is too far in the future")
+
+            def ready() -> bool:
+                return _has(seg, msn, part)
+
+            timeout = 3 * playlists.target_duration(seg)
+            if not await self._wait(muxing, ready, timeout):
+                raise web.HTTPServiceUnavailable(text="the requested part did not appear in time")
+        elif part_text is not None:
+            raise web.HTTPBadRequest(text="_HLS_part needs _HLS_msn")
+        skip = query.get("_HLS_skip") in ("YES", "v2")
+        text = playlists.media_playlist(seg, low_latency=muxing.low_latency, ts=muxing.ts, skip=skip)
+        return self._reply(request, text, "m3u8")
+
+    async def _segment(
+        self, request: web.Request, muxing: PathMuxing, msn: int, part_text: str | None, ext: str
+    ) -> web.StreamResponse:
+        seg = muxing.segmenter
+        if (ext == "ts") != muxing.ts:
+            raise web.HTTPNotFound()
+        if part_text is not None:
+            if ext == "ts":
+                raise web.HTTPNotFound()
+            part = int(part_text)
+            # A preload hint names the next part before it exists: hold the request until it does.
+            if msn <= seg.next_msn and not _has(seg, msn, part):
+                await self._wait(muxing, lambda: _has(seg, msn, part), 3 * playlists.target_duration(seg))
+            segment = seg.segment(msn)
+            if segment is None or part >= len(segment.parts):
+                raise web.HTTPNotFound()
+            return self._reply(request, segment.parts[part].data, "m4s", cache=True)
+        segment = seg.segment(msn)
+        if segment is None or not segment.complete:
+            raise web.HTTPNotFound()
+        return self._reply(request, segment.ts if ext == "ts" else segment.data, ext, cache=True)
+
+    def _reply(self, request: web.Request, body: str | bytes, ext: str, cache: bool = False) -> web.Response:
+        headers = {
+            "Content-Type": CONTENT_TYPES[ext],
+            "Access-Control-Allow-Origin": self.server.config.http.cors_origin,
+            # Playlists change every part; media never changes once published.
+            "Cache-Control": "max-age=3600" if cache else "no-cache",
+        }
+        data = body.encode() if isinstance(body, str) else body
+        return web.Response(body=data, headers=headers)
+
+
+def _has(seg: Segmenter, msn: int, part: int | None) -> bool:
+    """Whether segment ``msn`` (or its part ``part``) has been published."""
+    if seg.ended or seg.next_msn > msn + 1:
+        return True
+    segment: Segment | None = seg.segment(msn)
+    if segment is None:
+        return False
+    if part is None:
+        return segment.complete
+    return segment.complete or part < len(segment.parts)
+
+
+def _http_error(code: str, text: str) -> web.HTTPException:
+    errors = {
+        "not_found": web.HTTPNotFound,
+        "unauthorized": web.HTTPUnauthorized,
+        "bad_path": web.HTTPBadRequest,
+    }
+    return errors.get(code, web.HTTPServiceUnavailable)(text=text)
+
+
+async def time_handler(request: web.Request) -> web.Response:
+    """The clock DASH players sync to (UTCTiming http-iso)."""
+    return web.Response(text=playlists.iso_time(time.time()), headers={"Access-Control-Allow-Origin": "*"})
