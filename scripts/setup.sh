@@ -8,8 +8,10 @@ need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$want_tests" = test ]; then
-  command -v ffmpeg >/dev/null || need+=(ffmpeg)
-  command -v ffprobe >/dev/null || need+=(ffmpeg)
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v npm >/dev/null || need+=(npm)
+  command -v openssl >/dev/null || need+=(openssl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -20,6 +22,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$want_tests" = test ]; then
   .venv/bin/python -m pip install -q -e '.[fast,test]'
+  # hls.js and dash.js for the browser tests, at the versions in tests/web/package-lock.json.
+  [ -d tests/web/node_modules ] || npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
 else
   .venv/bin/python -m pip install -q -e '.[fast]'
 fi

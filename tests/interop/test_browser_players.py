@@ -1,0 +1,130 @@
+"""hls.js (LL-HLS) and dash.js in headless Chromium play a stream published over RTMP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningServer, ffmpeg_publish_cmd, needs_ffmpeg, terminate
+
+pytestmark = [pytest.mark.interop, needs_ffmpeg]
+
+WEB = Path(__file__).parents[1] / "web" / "node_modules"
+HLS_JS = WEB / "hls.js" / "dist" / "hls.min.js"
+DASH_JS = WEB / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+
+if os.environ.get("CI") and (CHROMIUM is None or not HLS_JS.exists()):
+    raise RuntimeError("CI must have Chromium and tests/web/node_modules: run scripts/test.sh")
+pytestmark.append(
+    pytest.mark.skipif(CHROMIUM is None or not HLS_JS.exists(), reason="Chromium/players missing")
+)
+
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+HLS_START = """
+(url) => {
+  const video = document.querySelector('video');
+  window.errors = [];
+  const hls = new Hls({ lowLatencyMode: true });
+  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.errors.push(d.type + ':' + d.details); });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  video.addEventListener('error', () => window.errors.push('video:' + (video.error && video.error.message)));
+  video.play().catch(e => window.errors.push('play:' + e));
+  window.player = hls;
+}
+"""
+DASH_START = """
+(url) => {
+  const video = document.querySelector('video');
+  window.errors = [];
+  const player = dashjs.MediaPlayer().create();
+  player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push('dash:' + JSON.stringify(e.error)));
+  player.initialize(video, url, true);
+  video.addEventListener('error', () => window.errors.push('video:' + (video.error && video.error.message)));
+  window.player = player;
+}
+"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    with tempfile.TemporaryDirectory() as profile:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=FLAGS
+            )
+            try:
+                yield context
+            finally:
+                await context.close()
+
+
+async def watch(context: object, script: Path, start: str, url: str, seconds: float) -> dict[str, object]:
+    page = await context.new_page()  # type: ignore[attr-defined]
+    await page.set_content("<video muted playsinline></video>")
+    await page.add_script_tag(path=str(script))
+    await page.evaluate(start, url)
+    samples = []
+    for _ in range(int(seconds * 2)):
+        await asyncio.sleep(0.5)
+        samples.append(await page.evaluate("document.querySelector('video').currentTime"))
+    state = await page.evaluate(
+        """() => { const v = document.querySelector('video');
+        return { errors: window.errors, width: v.videoWidth, height: v.videoHeight,
+                 latency: window.player.getCurrentLiveLatency ? window.player.getCurrentLiveLatency()
+                          : window.player.latency,
+                 frames: v.getVideoPlaybackQuality().totalVideoFrames }; }"""
+    )
+    state["samples"] = samples
+    await page.close()
+    return state  # type: ignore[no-any-return]
+
+
+def assert_played(state: dict[str, object], seconds: float) -> None:
+    print("PLAYER", state)
+    samples = state["samples"]
+    assert not state["errors"], state
+    assert (state["width"], state["height"]) == (320, 240), state
+    advancing = samples[-1] - next(s for s in samples if s > 0)  # type: ignore[operator, union-attr]
+    assert advancing >= seconds - 2, state  # played on without stalling for the whole window
+    assert int(state["frames"]) >= 25 * (seconds - 2), state  # type: ignore[call-overload]
+
+
+async def test_hls_js_low_latency(server: RunningServer, browser: object) -> None:
+    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/web", 30))
+    try:
+        await asyncio.to_thread(server.wait_for_path, "live/web")
+        state = await watch(browser, HLS_JS, HLS_START, f"{server.http}/live/web/index.m3u8", 12)
+        assert_played(state, 10)
+        assert state["latency"] is not None and 0 < state["latency"] < 3, state  # type: ignore[operator]
+    finally:
+        await terminate(publisher)
+
+
+async def test_dash_js(server: RunningServer, browser: object) -> None:
+    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/dash", 30))
+    try:
+        await asyncio.to_thread(server.wait_for_path, "live/dash")
+        state = await watch(browser, DASH_JS, DASH_START, f"{server.http}/live/dash/index.mpd", 12)
+        assert_played(state, 10)
+        assert state["latency"] is not None and 0 < state["latency"] < 8, state  # type: ignore[operator]
+    finally:
+        await terminate(publisher)
