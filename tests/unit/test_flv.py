@@ -17,7 +17,7 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr oth
 
 VIDEO_OPTIONS = {
     "libx264": {"x264-params": "log-level=none"},
-    "libx265": {"x265-params": "log-level=none"},
+    "libx265": {"x265-params": "log-level=none:pools=none:frame-threads=1"},
     "libsvtav1": {},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"},
 }

@@ -28,7 +28,7 @@ needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installe
 
 VIDEO_OPTIONS = {
     "libx264": {"x264-params": "log-level=none"},  # defaults: B-frames, so pts != dts
-    "libx265": {"x265-params": "log-level=none"},
+    "libx265": {"x265-params": "log-level=none:pools=none:frame-threads=1"},
     "libsvtav1": {},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"},
 }

@@ -34,7 +34,10 @@ WIDTH, HEIGHT = 320, 240
 GOP = 25
 ENCODER_PARAMS = {
     "libx264": ("x264-params", "log-level=none:keyint=25:min-keyint=25:scenecut=0"),
-    "libx265": ("x265-params", "log-level=none:keyint=25:min-keyint=25:scenecut=0:open-gop=0"),
+    "libx265": (
+        "x265-params",
+        "log-level=none:keyint=25:min-keyint=25:scenecut=0:open-gop=0:pools=none:frame-threads=1",
+    ),
 }
 CODEC_NAMES = {"h264": "h264", "h265": "hevc", "aac": "aac", "opus": "opus"}
 

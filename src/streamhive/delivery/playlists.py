@@ -104,7 +104,9 @@ def _part_line(segment: Segment, index: int) -> str:
 def mpd(seg: Segmenter, now: float, utc_url: str) -> str:
     """A dynamic MPD over the same CMAF segments, one AdaptationSet per track."""
     anchor = seg.anchor
-    segments = list(seg.segments)
+    # One Period: only the segments of the current init (a codec change or a new publisher
+    # starts the timeline again).
+    segments = [s for s in seg.segments if s.init_version == seg.init_version]
     anchor_dts, anchor_wall = anchor if anchor else (0, now)
     window = sum(s.duration for s in segments) or seg.segment_duration
     head = (

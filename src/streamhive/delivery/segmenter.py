@@ -80,6 +80,8 @@ class Segmenter:
         self._discontinuity = False
         self._anchor: tuple[int, float] | None = None  # (dts, wall clock) of the first frame
         self._next_msn = 0
+        #: Init segments by version, kept while a listed segment refers to one.
+        self.inits: dict[int, bytes] = {}
         self._setup()
 
     # -- configuration ------------------------------------------------------------------------
@@ -91,6 +93,7 @@ class Segmenter:
         chosen = [self.tracks[i] for i in self.track_indexes]
         ids = [i + 1 for i in self.track_indexes]
         self.init = fmp4.init_segment(chosen, ids) if chosen else b""
+        self.inits[self.init_version] = self.init
         self.track_inits = {i: fmp4.init_segment([self.tracks[i]], [i + 1]) for i in self.track_indexes}
         self._fragmenter = fmp4.FragmentMuxer(chosen, ids) if chosen else None
         self._position = {track: n for n, track in enumerate(self.track_indexes)}
@@ -110,6 +113,21 @@ class Segmenter:
         self.init_version += 1
         self._setup()
         self.on_update()
+
+    def continue_from(self, previous: Segmenter) -> None:
+        """Carry on the playlist of a path's previous publisher: same numbering, a discontinuity.
+
+        Players polling the playlist across a publisher restart then see the media sequence go
+        on instead of starting again at zero.
+        """
+        self.segments = deque(previous.segments)
+        self.inits = {**previous.inits, **self.inits}
+        self._next_msn = previous.next_msn
+        self.init_version = previous.init_version + 1
+        self._discontinuity = True
+        self.max_segment_duration = previous.max_segment_duration
+        self.max_part_duration = previous.max_part_duration
+        self._setup()
 
     # -- frames -------------------------------------------------------------------------------
     def offer(self, frame: Frame, keyframe: bool) -> None:
@@ -215,6 +233,9 @@ class Segmenter:
         self.segments.append(current)
         while len(self.segments) > self.window:
             self.segments.popleft()
+        referenced = {segment.init_version for segment in self.segments} | {self.init_version}
+        for version in [v for v in self.inits if v not in referenced]:
+            del self.inits[version]
         self.current = None
 
     def _finish(self, end_dts: int) -> None:

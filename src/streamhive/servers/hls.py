@@ -47,7 +47,9 @@ CONTENT_TYPES = {
 class PathMuxing:
     """The segmenter of one live Stream, and who is watching it."""
 
-    def __init__(self, stream: Stream, on_gone: Callable[[PathMuxing], None]) -> None:
+    def __init__(
+        self, stream: Stream, on_gone: Callable[[PathMuxing], None], previous: PathMuxing | None = None
+    ) -> None:
         cfg = stream.config
         self.stream = stream
         self.config = cfg
@@ -63,8 +65,10 @@ class PathMuxing:
             clock=time.time,
             on_update=self._pulse,
         )
+        if previous is not None:
+            self.segmenter.continue_from(previous.segmenter)
         self.last_request = time.monotonic()
-        self.viewers: dict[tuple[str, str], float] = {}
+        self.viewers: dict[tuple[str, str], float] = previous.viewers if previous else {}
         self._on_gone = on_gone
         stream.add_sink(self)
 
@@ -142,7 +146,7 @@ class HlsService:
         if muxing is None or muxing.stream is not stream:
             if muxing is not None:
                 muxing.stop()
-            muxing = self.muxings[stream.path] = PathMuxing(stream, self._gone)
+            muxing = self.muxings[stream.path] = PathMuxing(stream, self._gone, muxing)
             log.info("hls/dash muxing started for %s (%s)", stream.path, stream.config.hls_variant)
         return muxing
 
@@ -192,9 +196,10 @@ class HlsService:
             utc = f"{request.scheme}://{request.host}/api/v1/time"
             return self._reply(request, playlists.mpd(seg, time.time(), utc), "mpd")
         if match["init"] is not None:
-            if int(match["init"]) != seg.init_version or not seg.init:
+            init = seg.inits.get(int(match["init"]))
+            if not init:
                 raise web.HTTPNotFound()
-            return self._reply(request, seg.init, "mp4", cache=True)
+            return self._reply(request, init, "mp4", cache=True)
         if match["dinit"] is not None:
             track = int(match["dtrack"])
             if int(match["dinit"]) != seg.init_version or track not in seg.track_inits:
