@@ -139,6 +139,27 @@ async def run(cmd: list[str], timeout: float = 60) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
+async def record(url: str, out: Path, seconds: float, timeout: float = 60) -> None:
+    """What a player gets: copy ``seconds`` of the stream at ``url`` to a file with ffmpeg."""
+    assert FFMPEG is not None
+    cmd = [
+        FFMPEG,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        url,
+        "-t",
+        str(seconds),
+        "-c",
+        "copy",
+        str(out),
+    ]
+    rc, _, err = await run(cmd, timeout)
+    assert rc == 0, f"{url}: {err}"
+
+
 async def probe(path: str | Path) -> dict[str, dict[str, object]]:
     """Decode a file with ffprobe: per codec type, the codec, size and decoded frame count."""
     assert FFPROBE is not None

@@ -16,8 +16,8 @@ def encode_video(
 ) -> tuple[bytes, list[bytes]]:
     """Encode five frames into MP4 and read back (avcC/hvcC extradata, [length-prefixed samples])."""
     av.logging.set_level(av.logging.ERROR)
-    # x265 single-threaded: with its thread pool, a loaded machine sometimes got packets the MP4
-    # muxer refused ("not yet implemented"), failing tests at random.
+    # Encoders single-threaded: threaded, a loaded machine sometimes got packets the MP4 muxer
+    # refused ("not yet implemented"), failing tests at random.
     key, base = ("x264-params", "log-level=none") if encoder == "libx264" else X265
     options = {key: base + (":" + params if params else "")}
     if profile:
@@ -25,6 +25,7 @@ def encode_video(
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream(encoder, rate=25, options=options)
+        stream.codec_context.thread_count = 1
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for i in range(5):
             frame = av.VideoFrame(width, height, pix_fmt)

@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 
 from tests.conftest import (
-    FFMPEG,
     FFPROBE,
     RunningServer,
     ffmpeg_publish_cmd,
     needs_ffmpeg,
     probe,
+    record,
     run,
     start_server,
     stop_server,
@@ -36,26 +36,6 @@ def hls_server(tmp_path: Path) -> Iterator[RunningServer]:
     yield srv
     stop_server(srv)
     assert "Traceback" not in srv.log(), srv.log()
-
-
-async def record(url: str, out: Path, seconds: float) -> None:
-    assert FFMPEG is not None
-    cmd = [
-        FFMPEG,
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-i",
-        url,
-        "-t",
-        str(seconds),
-        "-c",
-        "copy",
-        str(out),
-    ]
-    rc, _, err = await run(cmd, 40)
-    assert rc == 0, f"{url}: {err}"
 
 
 async def video_dts(path: Path) -> list[float]:
@@ -95,7 +75,7 @@ async def test_variant_plays_in_ffmpeg(
     try:
         await asyncio.to_thread(server.wait_for_path, path)
         out = tmp_path / "out.mkv"
-        await record(f"{server.http}/{path}/{url_suffix}", out, 5)
+        await record(f"{server.http}/{path}/{url_suffix}", out, 5, 40)
         media = await probe(out)
         assert (media["video"]["codec_name"], media["video"]["width"], media["video"]["height"]) == (
             "h264",

@@ -9,31 +9,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import FFMPEG, RunningServer, ffmpeg_publish_cmd, needs_ffmpeg, probe, run, terminate
+from tests.conftest import (
+    FFMPEG,
+    RunningServer,
+    ffmpeg_publish_cmd,
+    needs_ffmpeg,
+    probe,
+    record,
+    run,
+    terminate,
+)
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
-
-
-async def record(url: str, out: Path, seconds: float) -> None:
-    """What a player gets: copy ``seconds`` of the stream to a file with ffmpeg."""
-    assert FFMPEG is not None
-    rc, _, err = await run(
-        [
-            FFMPEG,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            url,
-            "-t",
-            str(seconds),
-            "-c",
-            "copy",
-            str(out),
-        ]
-    )
-    assert rc == 0, f"{url}: {err}"
 
 
 async def record_ws(url: str, out: Path, seconds: float) -> None:

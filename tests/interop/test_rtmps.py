@@ -16,11 +16,11 @@ from tests.conftest import (
     free_port,
     needs_ffmpeg,
     probe,
+    record,
     start_server,
     stop_server,
     terminate,
 )
-from tests.interop.test_rtmp_flv import record
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
 

@@ -36,6 +36,7 @@ def make_flv(video: str, audio: str, width: int = 320, height: int = 240) -> byt
     buf = io.BytesIO()
     with av.open(buf, "w", format="flv") as out:
         vs = out.add_stream(video, rate=25, options=VIDEO_OPTIONS[video])
+        vs.codec_context.thread_count = 1  # deterministic output, also on a loaded machine
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         aus = out.add_stream(audio, rate=44100 if audio == "libmp3lame" else 48000)
         aus.layout = "stereo"

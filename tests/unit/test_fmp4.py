@@ -69,6 +69,7 @@ def encode_video(encoder: str, frames: int = 12) -> Encoded:
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream(encoder, rate=25, options=VIDEO_OPTIONS[encoder])
+        stream.codec_context.thread_count = 1  # deterministic output, also on a loaded machine
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         for i in range(frames):
             frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")

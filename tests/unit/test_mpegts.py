@@ -59,6 +59,7 @@ def encode_av(
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         vs = out.add_stream(video, rate=25, options=options)
+        vs.codec_context.thread_count = 1  # deterministic output, also on a loaded machine
         vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         aus = out.add_stream(audio, rate=48000)
         aus.layout = "stereo"

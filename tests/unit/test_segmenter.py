@@ -110,3 +110,20 @@ def test_codec_change_starts_a_new_init() -> None:
     mpd = playlists.mpd(seg, 1e9 + 10, "http://h/api/v1/time")
     assert 'type="dynamic"' in mpd and 'width="318"' in mpd and "<UTCTiming" in mpd
     assert "urn:mpeg:dash:utc:http-iso:2014" in mpd and 'initialization="dash-t0-init1.mp4"' in mpd
+
+
+def test_millisecond_clocks_at_30_fps_keep_parts_within_target() -> None:
+    """RTMP timestamps are milliseconds: 30 fps frames are 33 or 34 ms apart."""
+    seg = make()
+    for n in range(30 * 4 + 1):
+        dts = round(n * 1000 / 30) * 90
+        key = n % 30 == 0
+        seg.offer(Frame(0, dts, dts, key, (b"\x65" if key else b"\x41",)), key)
+    target = playlists.part_target(seg)
+    assert target <= 0.2015
+    for segment in seg.segments:
+        durations = [p.duration for p in segment.parts]
+        assert all(d <= target for d in durations)
+        assert all(d >= 0.85 * 0.2 for d in durations[:-1]), durations
+    assert playlists.target_duration(seg) == 1
+    assert "#EXT-X-TARGETDURATION:1\n" in playlists.media_playlist(seg, low_latency=True, ts=False)

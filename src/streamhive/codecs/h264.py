@@ -189,3 +189,17 @@ def parse_sps(sps: bytes) -> SpsInfo:
 def is_keyframe_nalus(nalus: Iterable[bytes]) -> bool:
     """True when the access unit holds an IDR slice, i.e. decoding can start here."""
     return any(unit and unit[0] & 0x1F == NAL_IDR for unit in nalus)
+
+
+#: Where lengthSizeMinusOne lives in an avcC / hvcC record.
+AVCC_LENGTH_SIZE_OFFSET = 4
+HVCC_LENGTH_SIZE_OFFSET = 21
+
+
+def with_length_size_4(record: bytes, offset: int) -> bytes:
+    """The avcC/hvcC record saying 4-byte NAL lengths: what every muxer here writes samples with."""
+    if len(record) <= offset:
+        raise CodecError("avcC/hvcC record is truncated")
+    if record[offset] & 0x03 == 3:
+        return record
+    return record[:offset] + bytes((record[offset] | 0x03,)) + record[offset + 1 :]

@@ -24,11 +24,16 @@ def _duration(seconds: float) -> str:
 
 
 def target_duration(seg: Segmenter) -> int:
-    return max(1, math.ceil(max(seg.segment_duration, seg.max_segment_duration)))
+    """RFC 8216bis: every EXTINF, rounded to the nearest integer, is at most the target."""
+    longest = max((s.duration for s in seg.segments), default=seg.segment_duration)
+    return max(1, math.floor(max(seg.segment_duration, longest) + 0.5))
 
 
 def part_target(seg: Segmenter) -> float:
-    return max(seg.part_duration, seg.max_part_duration)
+    """At least every listed part's duration (millisecond RTMP clocks make parts 1 ms long)."""
+    listed = [seg.current] if seg.current is not None else []
+    longest = max((p.duration for s in [*seg.segments, *listed] for p in s.parts), default=0.0)
+    return max(seg.part_duration, longest)
 
 
 def bandwidth(seg: Segmenter) -> int:

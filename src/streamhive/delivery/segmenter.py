@@ -72,8 +72,7 @@ class Segmenter:
         self.current: Segment | None = None
         self.ended = False
         self.init_version = 0
-        self.max_part_duration = 0.0
-        self.max_segment_duration = 0.0
+        self._interval = 0  # the key track's last frame interval, to keep parts within target
         self._pending: list[Frame] = []
         self._part_start = 0
         self._last_dts: dict[int, int] = {}
@@ -125,8 +124,6 @@ class Segmenter:
         self._next_msn = previous.next_msn
         self.init_version = previous.init_version + 1
         self._discontinuity = True
-        self.max_segment_duration = previous.max_segment_duration
-        self.max_part_duration = previous.max_part_duration
         self._setup()
 
     # -- frames -------------------------------------------------------------------------------
@@ -140,11 +137,15 @@ class Segmenter:
                 return
             self._start_segment(frame)
         elif is_key_track:
+            previous = self._last_dts.get(frame.track)
+            if previous is not None and frame.dts > previous:
+                self._interval = frame.dts - previous
             if keyframe and (frame.dts - current.start_dts) / CLOCK >= self.segment_duration * 0.999:
                 self._close_part(frame.dts)
                 self._close_segment(frame.dts)
                 self._start_segment(frame)
-            elif (frame.dts - self._part_start) / CLOCK >= self.part_duration * 0.999:
+            elif (frame.dts + self._interval - self._part_start) / CLOCK > self.part_duration * 1.025:
+                # Waiting for the next frame would make the part longer than its target.
                 self._close_part(frame.dts)
         self._pending.append(frame)
         self._last_dts[frame.track] = frame.dts
@@ -214,7 +215,6 @@ class Segmenter:
             data=b"".join(fragments[t] for t in self.track_indexes if t in fragments),
         )
         current.parts.append(part)
-        self.max_part_duration = max(self.max_part_duration, duration)
         self._pending = []
         self._part_start = end_dts
         self.on_update()
@@ -229,7 +229,6 @@ class Segmenter:
             current.ts = b"".join(self._ts_chunks)
             self._ts_chunks = []
         current.complete = True
-        self.max_segment_duration = max(self.max_segment_duration, current.duration)
         self.segments.append(current)
         while len(self.segments) > self.window:
             self.segments.popleft()

@@ -421,13 +421,6 @@ def _codec_id(codec: str) -> float:
 # --- packets to hub objects -----------------------------------------------------------------
 
 
-def _with_length_size_4(record: bytes, offset: int) -> bytes:
-    """Rewrite a record's lengthSizeMinusOne to 3, since frame bodies are always built with 4."""
-    if record[offset] & 0x03 == 3:
-        return record
-    return record[:offset] + bytes((record[offset] | 0x03,)) + record[offset + 1 :]
-
-
 def track_from_video_config(pkt: VideoPacket) -> Track:
     """A video Track from a sequence header, with the picture size parsed where possible.
 
@@ -440,14 +433,14 @@ def track_from_video_config(pkt: VideoPacket) -> Track:
     try:
         if pkt.codec == "h264":
             avc = h264.parse_avcc_record(pkt.data)
-            track.config = _with_length_size_4(pkt.data, 4)
+            track.config = h264.with_length_size_4(pkt.data, h264.AVCC_LENGTH_SIZE_OFFSET)
             track.extra["nal_length_size"] = avc.length_size
             if avc.sps:
                 info = h264.parse_sps(avc.sps[0])
                 track.width, track.height = info.width, info.height
         elif pkt.codec == "h265":
             hevc = h265.parse_hvcc_record(pkt.data)
-            track.config = _with_length_size_4(pkt.data, 21)
+            track.config = h264.with_length_size_4(pkt.data, h264.HVCC_LENGTH_SIZE_OFFSET)
             track.extra["nal_length_size"] = hevc.length_size
             if hevc.sps:
                 size = h265.parse_sps(hevc.sps[0])

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from itertools import pairwise
 
-from streamhive.codecs import aac, h264
+from streamhive.codecs import CodecError, aac, h264
 from streamhive.hub.frame import Frame, Track
 
 _HUB_CLOCK = 90000
@@ -119,18 +119,18 @@ def _dops(opus_head: bytes) -> bytes:
 
 
 def _length_size_4(record: bytes, offset: int) -> bytes:
-    """Force lengthSizeMinusOne to 3: samples are always written with 4-byte NAL lengths."""
-    if len(record) <= offset:
-        raise Fmp4Error("avcC/hvcC track config is truncated")
-    return record[:offset] + bytes((record[offset] | 0x03,)) + record[offset + 1 :]
+    try:
+        return h264.with_length_size_4(record, offset)
+    except CodecError as exc:
+        raise Fmp4Error(f"bad track config: {exc}") from None
 
 
 def _video_entry(track: Track) -> bytes:
     config = track.config
     if track.codec == "h264":
-        box = _box(b"avcC", _length_size_4(config, 4))
+        box = _box(b"avcC", _length_size_4(config, h264.AVCC_LENGTH_SIZE_OFFSET))
     elif track.codec == "h265":
-        box = _box(b"hvcC", _length_size_4(config, 21))
+        box = _box(b"hvcC", _length_size_4(config, h264.HVCC_LENGTH_SIZE_OFFSET))
     elif track.codec == "vp9":
         # vpcC is a FullBox (version 1); accept the config with or without that header.
         box = _box(b"vpcC", b"\x01\0\0\0" + config if len(config) == _VPCC_RECORD_SIZE else config)
