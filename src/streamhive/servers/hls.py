@@ -56,6 +56,7 @@ class PathMuxing:
         self.low_latency = cfg.hls_variant == "lowLatency"
         self.ts = cfg.hls_variant == "mpegts"
         self._changed = asyncio.Event()
+        self._rendered: dict[bool, bytes] = {}
         self.segmenter = Segmenter(
             stream.tracks,
             segment_duration=cfg.hls_segment_duration,
@@ -89,8 +90,22 @@ class PathMuxing:
         self._pulse()
 
     def _pulse(self) -> None:
+        self._rendered.clear()
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def playlist(self, skip: bool) -> bytes:
+        """The media playlist, rendered once per segmenter update however many viewers ask.
+
+        A thousand blocked LL-HLS reloads wake on the same part; they share one rendering.
+        """
+        body = self._rendered.get(skip)
+        if body is None:
+            text = playlists.media_playlist(
+                self.segmenter, low_latency=self.low_latency, ts=self.ts, skip=skip
+            )
+            body = self._rendered[skip] = text.encode()
+        return body
 
     async def wait_for(self, ready: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``ready()`` (re-checked at every segmenter update) or the timeout."""
@@ -253,8 +268,7 @@ class HlsService:
         elif part_text is not None:
             raise web.HTTPBadRequest(text="_HLS_part needs _HLS_msn")
         skip = query.get("_HLS_skip") in ("YES", "v2")
-        text = playlists.media_playlist(seg, low_latency=muxing.low_latency, ts=muxing.ts, skip=skip)
-        return self._reply(request, text, "m3u8")
+        return self._reply(request, muxing.playlist(skip), "m3u8")
 
     async def _segment(
         self, request: web.Request, muxing: PathMuxing, msn: int, part_text: str | None, ext: str
