@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +103,27 @@ def stop_server(server: RunningServer) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path)
-    yield srv
-    stop_server(srv)
-    assert srv.process.returncode == 0, f"server did not exit cleanly:\n{srv.log()}"
-    assert "Traceback" not in srv.log(), srv.log()
+def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start real servers with extra config; at teardown each must exit cleanly, without a traceback."""
+    started: list[RunningServer] = []
+
+    def make(extra_config: str = "", rtmp_options: str = "") -> RunningServer:
+        folder = tmp_path / f"server{len(started)}"
+        folder.mkdir()
+        srv = start_server(folder, extra_config, rtmp_options)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        stop_server(srv)
+        assert srv.process.returncode == 0, f"server did not exit cleanly:\n{srv.log()}"
+        assert "Traceback" not in srv.log(), srv.log()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server()
 
 
 def ffmpeg_publish_cmd(

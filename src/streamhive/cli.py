@@ -1,4 +1,4 @@
-"""``streamhive serve | config-reference``: the command line."""
+"""``streamhive serve | config-reference | bench``: the command line."""
 
 from __future__ import annotations
 
@@ -53,13 +53,23 @@ def _run(coro: object) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["bench"]:  # load testing: bench/ of a source checkout, imported lazily
+        from . import benchcli
+
+        return benchcli.main(args_in[1:])
     parser = argparse.ArgumentParser(prog="streamhive", description="A live media server.")
     parser.add_argument("--version", action="version", version=f"streamhive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_p = sub.add_parser("serve", help="run the server")
     serve_p.add_argument("--config", "-c", help="YAML config file (defaults when absent)")
     sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "bench",
+        help="load-test a server: bench play URL | publish URL | compare | profile (needs a source checkout)",
+        add_help=False,
+    )
+    args = parser.parse_args(args_in)
     if args.command == "config-reference":
         print(reference_markdown())
         return 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -18,8 +17,6 @@ from tests.conftest import (
     ffmpeg_publish_cmd,
     needs_ffmpeg,
     run,
-    start_server,
-    stop_server,
     terminate,
 )
 
@@ -52,10 +49,8 @@ async def read_until_closed(reader: asyncio.StreamReader) -> None:
 
 
 @pytest.fixture
-def strict_server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path, rtmp_options="  max_message_size: 65536\n")
-    yield srv
-    stop_server(srv)
+def strict_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server(rtmp_options="  max_message_size: 65536\n")
 
 
 async def test_garbage_and_oversize_messages_close_only_that_session(strict_server: RunningServer) -> None:
@@ -107,10 +102,8 @@ async def test_garbage_and_oversize_messages_close_only_that_session(strict_serv
 
 
 @pytest.fixture
-def limited_server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path, "max_connections: 4\n")
-    yield srv
-    stop_server(srv)
+def limited_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server("max_connections: 4\n")
 
 
 async def test_connections_beyond_max_connections_are_refused(limited_server: RunningServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -19,8 +19,6 @@ from tests.conftest import (
     probe,
     record,
     run,
-    start_server,
-    stop_server,
     terminate,
 )
 from tests.interop.test_enhanced_rtmp import publish as publish_with_pyav
@@ -31,11 +29,8 @@ VARIANTS = "paths:\n  ~^fmp4/:\n    hls_variant: fmp4\n  ~^ts/:\n    hls_variant
 
 
 @pytest.fixture
-def hls_server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path, VARIANTS)
-    yield srv
-    stop_server(srv)
-    assert "Traceback" not in srv.log(), srv.log()
+def hls_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server(VARIANTS)
 
 
 async def video_dts(path: Path) -> list[float]:

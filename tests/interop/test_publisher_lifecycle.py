@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,6 @@ from tests.conftest import (
     probe,
     record,
     run,
-    start_server,
-    stop_server,
     terminate,
 )
 
@@ -28,10 +26,8 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
 
 @pytest.fixture
-def grace_server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path, "path_defaults:\n  publisher_grace: 5\n")
-    yield srv
-    stop_server(srv)
+def grace_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server("path_defaults:\n  publisher_grace: 5\n")
 
 
 async def test_player_survives_publisher_restart_within_grace(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,6 @@ from tests.conftest import (
     needs_ffmpeg,
     probe,
     record,
-    start_server,
-    stop_server,
     terminate,
 )
 
@@ -26,7 +24,7 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[RunningServer, int]]:
+def tls_server(tmp_path: Path, make_server: Callable[..., RunningServer]) -> tuple[RunningServer, int]:
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl CLI not installed")
@@ -38,9 +36,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[RunningServer, int]]:
     )  # fmt: skip
     port = free_port()
     options = f"  rtmps:\n    listen: '127.0.0.1:{port}'\n    cert: '{cert}'\n    key: '{key}'\n"
-    srv = start_server(tmp_path, rtmp_options=options)
-    yield srv, port
-    stop_server(srv)
+    return make_server(rtmp_options=options), port
 
 
 async def test_rtmps_publish(tls_server: tuple[RunningServer, int], tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import re
 import socket
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,6 @@ from tests.conftest import (
     needs_ffmpeg,
     probe,
     record,
-    start_server,
-    stop_server,
     terminate,
 )
 
@@ -27,10 +25,8 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
 
 @pytest.fixture
-def tight_server(tmp_path: Path) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path, "path_defaults:\n  reader_backlog_bytes: 65536\n  reader_max_lag: 2\n")
-    yield srv
-    stop_server(srv)
+def tight_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server("path_defaults:\n  reader_backlog_bytes: 65536\n  reader_max_lag: 2\n")
 
 
 def rss_kib(pid: int) -> int:

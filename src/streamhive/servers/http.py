@@ -8,6 +8,7 @@ transport, so a player costs one ``transport.write`` per frame like an RTMP play
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 from collections.abc import Callable
@@ -119,8 +120,9 @@ async def _serve_http_flv(
         stream.attach(reader)
         reason = await ended
         reader.close(reason)
-        if request.transport is not None and not request.transport.is_closing():
-            await response.write_eof()
+        if _still_open(request, reason):
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
     finally:
         reader.on_end = _ignore
         reader.close(session.close_reason or "closed")
@@ -142,13 +144,25 @@ async def _serve_ws_flv(
         stream.attach(reader)
         reason = await ended
         reader.close(reason)
-        if not ws.closed:
-            await ws.close()
+        if _still_open(request, reason) and not ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await ws.close()
     finally:
         receiving.cancel()
         reader.on_end = _ignore
         reader.close(session.close_reason or "closed")
     return ws
+
+
+def _still_open(request: web.Request, reason: str) -> bool:
+    """Whether to end the response politely; a reader dropped for lagging is cut off at once."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return False
+    if reason.startswith("slow reader"):
+        transport.abort()  # its unsent backlog is dropped, not flushed
+        return False
+    return True
 
 
 def _ignore(_reason: str) -> None:

@@ -236,7 +236,9 @@ class RtmpSession(asyncio.Protocol):
         """The stream ended (or this player was dropped): say so the RTMP way, then close."""
         if self.closed or self.transport is None:
             return
-        if self.play_id is not None and not reason.startswith("slow reader"):
+        if reason.startswith("slow reader"):
+            self.transport.abort()  # its unsent backlog is dropped, not flushed
+        elif self.play_id is not None:
             self.conn.send_stream_eof(self.play_id)
             self._flush()
         self.close(reason)
