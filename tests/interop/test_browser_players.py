@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 WEB = Path(__file__).parents[1] / "web" / "node_modules"
 HLS_JS = WEB / "hls.js" / "dist" / "hls.min.js"
 DASH_JS = WEB / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js"
+MPEGTS_JS = WEB / "mpegts.js" / "dist" / "mpegts.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 async_playwright = pytest.importorskip("playwright.async_api").async_playwright
 
@@ -59,6 +60,19 @@ DASH_START = """
   player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push('dash:' + JSON.stringify(e.error)));
   player.initialize(video, url, true);
   video.addEventListener('error', () => window.errors.push('video:' + (video.error && video.error.message)));
+  window.player = player;
+}
+"""
+
+MPEGTS_START = """
+(url) => {
+  const video = document.querySelector('video');
+  window.errors = [];
+  const player = mpegts.createPlayer({ type: 'flv', isLive: true, url: url });
+  player.on(mpegts.Events.ERROR, (type, detail) => window.errors.push(type + ':' + detail));
+  player.attachMediaElement(video);
+  player.load();
+  video.play().catch(e => window.errors.push('play:' + e));
   window.player = player;
 }
 """
@@ -128,3 +142,15 @@ async def test_dash_js(server: RunningServer, browser: object) -> None:
         assert state["latency"] is not None and 0 < state["latency"] < 8, state  # type: ignore[operator]
     finally:
         await terminate(publisher)
+
+
+async def test_mpegts_js_over_ws_flv(server: RunningServer, browser: object) -> None:
+    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/wsflv", 30))
+    try:
+        await asyncio.to_thread(server.wait_for_path, "live/wsflv")
+        url = f"ws://127.0.0.1:{server.http_port}/live/wsflv.flv"
+        state = await watch(browser, MPEGTS_JS, MPEGTS_START, url, 12)
+        assert_played(state, 10)
+    finally:
+        await terminate(publisher)
+    assert "protocol=ws-flv" in server.log()
