@@ -465,10 +465,12 @@ async def run_hls_load(
     *,
     conn_limit: int = 0,
     on_mark: Callable[[str], None] | None = None,
+    stats_sink: list[ViewerStats] | None = None,
 ) -> HlsLoadResult:
     """Run ``viewers`` HLS viewers of ``url`` (a master or media playlist), started at ``ramp``
     per second (0: all at once), for ``duration`` seconds after the last one started; always
-    stops by itself."""
+    stops by itself. ``stats_sink``, when given, gets each viewer's live :class:`ViewerStats` as it
+    starts (for a progress display)."""
     if mode not in ("classic", "ll"):
         raise ValueError(f"mode must be classic or ll, not {mode!r}")
     limit = conn_limit or min(viewers, MAX_CONN)
@@ -488,6 +490,8 @@ async def run_hls_load(
                     await asyncio.sleep(delay)
             viewer = Viewer(i, url, mode, session, timings)
             players.append(viewer)
+            if stats_sink is not None:
+                stats_sink.append(viewer.stats)
             tasks.append(asyncio.create_task(viewer.run()))
         settle = min(2.0, duration / 4)
         await asyncio.sleep(max(0.0, t0 + ramp_s + settle - time.monotonic()))

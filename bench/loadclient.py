@@ -440,9 +440,13 @@ async def run_load(
     frame_log: bool = False,
     connect_timeout: float = 10.0,
     on_mark: Callable[[str], None] | None = None,
+    stats_sink: list[PlayerStats] | None = None,
 ) -> LoadResult:
     """Run ``clients`` players against ``url``, started at ``ramp`` per second (0: all at once),
-    for ``duration`` seconds after the last one started; always stops by itself."""
+    for ``duration`` seconds after the last one started; always stops by itself.
+
+    ``stats_sink``, when given, gets each player's live :class:`PlayerStats` as it starts (for a
+    progress display reading them while the run goes on)."""
     cls, protocol, host, port, path = _target(url)
     loop = asyncio.get_running_loop()
     ramp_s = clients / ramp if ramp > 0 else 0.0
@@ -481,6 +485,8 @@ async def run_load(
                 await asyncio.sleep(delay)
         stats = PlayerStats(i, protocol, frame_log=[] if frame_log else None)
         all_stats.append(stats)
+        if stats_sink is not None:
+            stats_sink.append(stats)
         task = asyncio.create_task(start_one(stats))
         pending.add(task)
         task.add_done_callback(pending.discard)

@@ -22,8 +22,12 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$want_tests" = test ]; then
   .venv/bin/python -m pip install -q -e '.[fast,test]'
-  # hls.js and dash.js for the browser tests, at the versions in tests/web/package-lock.json.
-  [ -d tests/web/node_modules ] || npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
+  # hls.js, dash.js and mpegts.js for the browser tests, at the versions in the lock file
+  # (installed again whenever the lock file changes).
+  if ! cmp -s tests/web/package-lock.json tests/web/node_modules/.installed-lock; then
+    npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
+    cp tests/web/package-lock.json tests/web/node_modules/.installed-lock
+  fi
 else
   .venv/bin/python -m pip install -q -e '.[fast]'
 fi
