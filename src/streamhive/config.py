@@ -105,6 +105,15 @@ class PathConfig(_Model):
     reader_max_lag: float = Field(
         10.0, gt=0, description="Seconds a reader may stay behind (skipping) before it is disconnected."
     )
+    write_coalesce: float = Field(
+        0.0,
+        ge=0,
+        le=1.0,
+        description=(
+            "Seconds to gather frames into one write per reader (like SRS's mw_latency): fewer "
+            "send() calls per player for that much added latency; 0 writes at the end of each loop turn."
+        ),
+    )
     frames_buffer: int = Field(256, ge=1, description="Frames buffered for a library `frames()` consumer.")
     publisher_grace: float = Field(
         0.0,

@@ -97,8 +97,12 @@ class Reader:
         self.stream: Stream | None = None
         self.closed = False
 
-    def offer(self, data: bytes, keyframe: bool, now: float) -> int:
-        """Write one frame's bytes unless behind; returns the number of frames dropped (0 or 1)."""
+    def offer(self, data: bytes, frames: list[bytes], first_key: int, now: float) -> int:
+        """Write a batch of frames (``data`` = ``frames`` joined) unless behind; returns frames dropped.
+
+        ``first_key`` is the index of the first keyframe in the batch (-1: none), where a reader
+        that is skipping to a keyframe starts again.
+        """
         transport = self.transport
         if transport.get_write_buffer_size() > self.backlog:
             if self.lag_since is None:
@@ -108,20 +112,25 @@ class Reader:
                 if self.stream is not None:
                     self.stream.hub.stats.slow_readers_disconnected += 1
             self.waiting_key = True
-            self.dropped += 1
-            return 1
+            self.dropped += len(frames)
+            return len(frames)
         self.lag_since = None
+        skipped = 0
         if self.waiting_key:
-            if not keyframe:
-                self.dropped += 1
-                return 1
+            if first_key < 0:
+                self.dropped += len(frames)
+                return len(frames)
             self.waiting_key = False
+            if first_key:
+                skipped = first_key
+                self.dropped += skipped
+                data = b"".join(frames[first_key:])
         if transport.is_closing():  # the peer went away; HTTP adapters learn it here first
             self.close("client went away")
-            return 0
+            return skipped
         transport.write(data)
         self.session.bytes_out += len(data)
-        return 0
+        return skipped
 
     def close(self, reason: str) -> None:
         """Detach and tell the client (the adapter's on_end closes the connection)."""
@@ -183,13 +192,15 @@ class FrameQueue:
 class _Group:
     """Readers that share one output format, and that format's muxed GOP cache."""
 
-    __slots__ = ("muxer", "framing", "readers", "gop")
+    __slots__ = ("muxer", "framing", "readers", "gop", "pending", "pending_key")
 
     def __init__(self, muxer: Muxer, framing: Framing) -> None:
         self.muxer = muxer
         self.framing = framing
         self.readers: list[Reader] = []
         self.gop: list[bytes] = []
+        self.pending: list[bytes] = []  # muxed frames not yet written to the readers
+        self.pending_key = -1  # index of the first keyframe in pending
 
 
 class Stream:
@@ -215,6 +226,7 @@ class Stream:
         self._offset = 0
         self._rebase = False
         self._grace: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
         self.ended = False
         self._bitrate_window: list[tuple[float, int]] = [(hub.now(), 0)]
 
@@ -250,6 +262,7 @@ class Stream:
         return self.tracks[frame.track].kind == "video" or not self._has_video
 
     def _tracks_changed(self) -> None:
+        self.flush()  # frames of the old configuration go out before the new one
         for sink in list(self._sinks):
             sink.tracks_changed()
         self._gop.clear()
@@ -298,18 +311,42 @@ class Stream:
                     self._gop.clear()
                     for group in self._groups.values():
                         group.gop.clear()
-        now = self.hub.now()
-        dropped = 0
-        for group in list(self._groups.values()):
+        for group in self._groups.values():
             data = group.framing(group.muxer.frame(frame))
             if not data:
                 continue
             if self._gop_active:
                 group.gop.append(data)
-            for reader in tuple(group.readers):  # a slow reader may detach itself
-                dropped += reader.offer(data, keyframe, now)
+            if keyframe and group.pending_key < 0:
+                group.pending_key = len(group.pending)
+            group.pending.append(data)
+        if self._flush_handle is None and self._groups:
+            loop, delay = asyncio.get_running_loop(), config.write_coalesce
+            self._flush_handle = loop.call_later(delay, self.flush) if delay else loop.call_soon(self.flush)
         for sink in self._sinks:
             sink.offer(frame, keyframe)
+
+    def flush(self) -> None:
+        """Write what ``write`` queued: one write per reader for all frames of this loop turn.
+
+        A publisher's read often carries several frames (audio and video); batching them the
+        way nginx-rtmp's posted writes do saves a send() per frame per reader, at the cost of
+        one event-loop turn of latency.
+        """
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        now = self.hub.now()
+        dropped = 0
+        for group in list(self._groups.values()):
+            frames = group.pending
+            if not frames:
+                continue
+            first_key = group.pending_key
+            group.pending, group.pending_key = [], -1
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            for reader in tuple(group.readers):  # a slow reader may detach itself
+                dropped += reader.offer(data, frames, first_key, now)
         if dropped:
             self.dropped += dropped
             self.hub.stats.dropped_frames += dropped
@@ -337,6 +374,7 @@ class Stream:
 
     def attach(self, reader: Reader, prefix: bytes = b"") -> None:
         """Start a reader: header, codec config and the GOP cache in one write, then live frames."""
+        self.flush()  # queued frames are already in the GOP cache this reader gets
         (mux_name, factory), (framing_name, framing) = reader.format, reader.framing
         key = (mux_name, framing_name)
         group = self._groups.get(key)
@@ -395,6 +433,7 @@ class Stream:
         """Tell every reader the stream ended and leave the registry."""
         if self.ended:
             return
+        self.flush()
         self.ended = True
         if self._grace is not None:
             self._grace.cancel()
