@@ -2,12 +2,13 @@
 
     streamhive bench play rtmp://HOST:1935/live/cam1 --clients 2000 [--duration 30] [--ramp 200]
     streamhive bench play http://HOST:8080/live/cam1.flv --clients 500
+    streamhive bench play ws://HOST:8080/live/cam1.flv --clients 500       (WS-FLV)
     streamhive bench play http://HOST:8080/live/cam1/index.m3u8 --clients 200 [--mode ll]
     streamhive bench publish rtmp://HOST:1935/live/pub --publishers 20 [--file clip.flv]
     streamhive bench compare [--quick]     (bench/compare.py: streamhive vs nginx-rtmp vs NMS)
     streamhive bench profile               (bench/profile.py: py-spy flame graph of streamhive)
 
-``play`` picks the client by URL: ``rtmp://`` and ``http(s)://...flv`` use :mod:`bench.loadclient`,
+``play`` picks the client by URL: ``rtmp://``, ``http://...flv`` and ``ws://...flv`` use :mod:`bench.loadclient`,
 ``...m3u8`` uses :mod:`bench.hlsclient`. A one-line progress display on stderr is refreshed every
 second; the final summary goes to stdout, and ``--json`` / ``--markdown`` write a report.
 """
@@ -160,6 +161,8 @@ def kind_of(url: str) -> str:
     path = parts.path.lower()
     if parts.scheme == "rtmp":
         return "rtmp"
+    if parts.scheme == "ws" and path.endswith(".flv"):
+        return "ws-flv"
     if parts.scheme in ("http", "https"):
         if path.endswith(".m3u8"):
             return "hls"
@@ -167,7 +170,9 @@ def kind_of(url: str) -> str:
             if parts.scheme == "https":
                 raise ValueError("https:// FLV is not supported by the load client; use http://")
             return "http-flv"
-    raise ValueError(f"cannot tell the protocol of {url!r}: rtmp://..., http://....flv or http://....m3u8")
+    raise ValueError(
+        f"cannot tell the protocol of {url!r}: rtmp://..., http://....flv, ws://....flv or http://....m3u8"
+    )
 
 
 async def _with_progress(coro: Any, line: Callable[[float], str], quiet: bool) -> Any:
@@ -245,7 +250,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "streamhive bench") -> i
     ap = argparse.ArgumentParser(prog=prog, description="Load-test a live media server (loopback or LAN).")
     sub = ap.add_subparsers(dest="action", required=True)
     p = sub.add_parser("play", help="N players of one stream (RTMP, HTTP-FLV or HLS, by URL)")
-    p.add_argument("url", help="rtmp://HOST:PORT/APP/NAME, http://HOST:PORT/PATH.flv or .../index.m3u8")
+    p.add_argument(
+        "url",
+        help="rtmp://HOST:PORT/APP/NAME, http://HOST:PORT/PATH.flv, ws://HOST:PORT/PATH.flv or .../index.m3u8",
+    )
     p.add_argument("--clients", type=int, default=10, help="number of players (default 10)")
     p.add_argument("--mode", choices=("classic", "ll"), default="classic", help="HLS viewer mode")
     q = sub.add_parser("publish", help="N RTMP publishers of an FLV file, in real time")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -275,7 +276,7 @@ class FlvPlayer(_Player):
             if len(parts) < 2 or not parts[0].startswith("HTTP/"):
                 self.fail("http-bad-response")
                 return
-            if parts[1] != "200":
+            if parts[1] != self.expected_status:
                 self.fail(f"http-{parts[1]}")
                 return
             for line in lines:
@@ -284,10 +285,17 @@ class FlvPlayer(_Player):
                     self.chunked = True
             if not data:
                 return
-        if self.chunked:
-            data = self._dechunk(data)
-            if data is None:
-                return
+        data = self._body(data)
+        if data is not None:
+            self._flv(data, now)
+
+    expected_status = "200"
+
+    def _body(self, data: bytes) -> bytes | None:
+        """The FLV bytes in what arrived after the headers (HTTP chunking removed)."""
+        return self._dechunk(data) if self.chunked else data
+
+    def _flv(self, data: bytes, now: float) -> None:
         try:
             tags = self.demuxer.feed(data)
         except FlvError:
@@ -340,6 +348,55 @@ class FlvPlayer(_Player):
                 if size == 0:
                     break  # end of body; the server will close
                 self.chunk_left = size
+        return b"".join(out)
+
+
+class WsFlvPlayer(FlvPlayer):
+    """``ws://host:port/path.flv``: the same FLV, as binary WebSocket messages (WS-FLV)."""
+
+    expected_status = "101"
+
+    def start(self) -> None:
+        assert self.transport is not None
+        self.head = bytearray()
+        self.headers_done = False
+        self.chunked = False
+        self.frames = bytearray()
+        self.demuxer = FlvDemuxer()
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            "User-Agent: streamhive-loadclient\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.transport.write(request.encode())
+
+    def _body(self, data: bytes) -> bytes | None:
+        """Unwrap server-to-client (unmasked) WebSocket frames; binary payloads are FLV."""
+        buf = self.frames
+        buf += data
+        out = []
+        pos = 0
+        while len(buf) - pos >= 2:
+            opcode, size = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+            head = 2
+            if size == 126:
+                if len(buf) - pos < 4:
+                    break
+                size, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif size == 127:
+                if len(buf) - pos < 10:
+                    break
+                size, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if len(buf) - pos < head + size:
+                break
+            if opcode == 0x8:
+                self.fail("ws-closed")
+                return None
+            if opcode in (0x0, 0x2):
+                out.append(bytes(buf[pos + head : pos + head + size]))
+            pos += head + size
+        del buf[:pos]
         return b"".join(out)
 
 
@@ -413,8 +470,10 @@ def _target(url: str) -> tuple[type[_Player], str, str, int, str]:
         protocol, default_port = "rtmp", 1935
     elif parts.scheme == "http":
         cls, protocol, default_port = FlvPlayer, "http-flv", 80
+    elif parts.scheme == "ws":
+        cls, protocol, default_port = WsFlvPlayer, "ws-flv", 80
     else:
-        raise ValueError(f"unsupported URL scheme in {url!r} (rtmp:// or http://...flv)")
+        raise ValueError(f"unsupported URL scheme in {url!r} (rtmp://, http://...flv or ws://...flv)")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

@@ -32,9 +32,10 @@ async def test_load_client_counts_frames(server: RunningServer, tmp_path: Path) 
             FFMPEG, "-hide_banner", "-loglevel", "error", "-i", f"{server.rtmp}/live/bench",
             "-t", "4", "-c", "copy", "-y", str(recording),
         )  # fmt: skip
-        rtmp, flv = await asyncio.gather(
+        rtmp, flv, wsflv = await asyncio.gather(
             run_load(f"{server.rtmp}/live/bench", 20, 4.0, frame_log=True),
             run_load(f"{server.http}/live/bench.flv", 20, 4.0, frame_log=True),
+            run_load(f"ws://127.0.0.1:{server.http_port}/live/bench.flv", 10, 4.0, frame_log=True),
         )
         assert await asyncio.wait_for(recorder.wait(), 15) == 0
     finally:
@@ -43,9 +44,9 @@ async def test_load_client_counts_frames(server: RunningServer, tmp_path: Path) 
     assert recorded >= 0.9 * 4 * FPS, recorded
 
     result: LoadResult
-    for result in (rtmp, flv):
+    for result, clients in ((rtmp, 20), (flv, 20), (wsflv, 10)):
         summary = result.summary()
-        assert summary["connected"] == summary["receiving"] == 20, summary
+        assert summary["connected"] == summary["receiving"] == clients, summary
         assert summary["errors"] == {}, summary
         for p in result.players:
             assert p.frame_log is not None and p.frames == len(p.frame_log)
