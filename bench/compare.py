@@ -127,7 +127,21 @@ def available(name: str) -> str | None:
     return f"unknown server {name!r}"
 
 
-def start_server(name: str, work: Path) -> Running:
+#: Text after this line in docs/performance.md is written by hand and kept when the page is redone.
+KEPT = "<!-- written by hand below: kept by bench/compare.py -->"
+
+
+def write_docs(report: dict[str, Any], table: str) -> None:
+    DOCS.parent.mkdir(exist_ok=True)
+    old = DOCS.read_text() if DOCS.exists() else ""
+    kept = old[old.index(KEPT) :] if KEPT in old else ""
+    DOCS.write_text(performance_doc(report, table).rstrip("\n") + "\n\n" + kept)
+    if report.get("chart"):  # bench/results/ is git-ignored: keep the chart next to the page
+        shutil.copyfile(RESULTS / report["chart"], DOCS.with_suffix(".png"))
+    print(f"\nwrote {DOCS.relative_to(ROOT)}")
+
+
+def start_server(name: str, work: Path, write_coalesce: float = 0.0) -> Running:
     rtmp_port, http_port = free_port(), free_port()
     rtmp, http = f"rtmp://127.0.0.1:{rtmp_port}", f"http://127.0.0.1:{http_port}"
     log = open(work / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the server)
@@ -138,6 +152,7 @@ def start_server(name: str, work: Path) -> Running:
         config.write_text(
             f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n'
             f"paths:\n  {NOGOP}:\n    gop_cache: false\n"
+            + (f"path_defaults:\n  write_coalesce: {write_coalesce}\n" if write_coalesce else "")
         )
         exe = Path(sys.executable).parent / "streamhive"
         serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
@@ -145,7 +160,9 @@ def start_server(name: str, work: Path) -> Running:
             [*pinned(0), *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
         running = Running(
-            name, proc, rtmp, http, f"{__version__} (Python {platform.python_version()})",
+            name, proc, rtmp, http,
+            f"{__version__} (Python {platform.python_version()})"
+            + (f", write_coalesce {write_coalesce:g} s" if write_coalesce else ""),
             "GOP cache (default)", NOGOP,
         )  # fmt: skip
     elif name == "nginx-rtmp":
@@ -354,7 +371,7 @@ def latency(server: Running, clip: Path, seconds: float) -> dict[str, Any]:
 def bench_server(
     name: str, args: argparse.Namespace, clip: Path, work: Path, deadline: float
 ) -> dict[str, Any]:
-    server = start_server(name, work)
+    server = start_server(name, work, args.write_coalesce if name == "streamhive" else 0.0)
     pub = nogop = None
     out: dict[str, Any] = {"server": name, "version": server.version, "gop_cache": server.gop_cache,
                            "steps": [], "max": {}}  # fmt: skip
@@ -709,11 +726,7 @@ def render(path: Path, docs: bool = True) -> int:
     path.with_suffix(".md").write_text(table + "\n")
     print(table)
     if docs:
-        DOCS.parent.mkdir(exist_ok=True)
-        DOCS.write_text(performance_doc(report, table))
-        if report.get("chart"):  # bench/results/ is git-ignored: keep the chart next to the page
-            shutil.copyfile(RESULTS / report["chart"], DOCS.with_suffix(".png"))
-        print(f"\nwrote {DOCS.relative_to(ROOT)}")
+        write_docs(report, table)
     return 0
 
 
@@ -745,6 +758,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python bench/compare.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="about 3 minutes: fewer, shorter steps")
     ap.add_argument("--servers", default="streamhive,nginx-rtmp,nms")
+    ap.add_argument(
+        "--write-coalesce",
+        type=float,
+        default=0.0,
+        help="streamhive's write_coalesce (seconds of frames per write, like SRS mw_latency; default 0)",
+    )
     ap.add_argument("--protocols", default="rtmp,http-flv,publish")
     ap.add_argument("--steps", help="player counts (default 200,400,800,1200,1600; quick 300,900)")
     ap.add_argument("--publisher-steps", help="publisher counts (default 25,50,100,200; quick 50)")
@@ -831,11 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     if not args.no_docs:
-        DOCS.parent.mkdir(exist_ok=True)
-        DOCS.write_text(performance_doc(report, table))
-        if report.get("chart"):  # bench/results/ is git-ignored: keep the chart next to the page
-            shutil.copyfile(RESULTS / report["chart"], DOCS.with_suffix(".png"))
-        print(f"\nwrote {DOCS.relative_to(ROOT)}")
+        write_docs(report, table)
     print(
         f"results: {out} (+ .md{', .png' if not err else ''}); elapsed {report['elapsed_s']} s; logs in {work}"
     )
