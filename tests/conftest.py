@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,6 +185,21 @@ async def probe(path: str | Path) -> dict[str, dict[str, object]]:
     )  # fmt: skip
     assert rc == 0, err
     return {s["codec_type"]: s for s in json.loads(out)["streams"]}
+
+
+@contextlib.asynccontextmanager
+async def publishing(
+    server: RunningServer, path: str, seconds: float = 30, **options: Any
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """An ffmpeg test publisher on ``path``, already live (listed by the API) inside the block."""
+    proc = await asyncio.create_subprocess_exec(
+        *ffmpeg_publish_cmd(f"{server.rtmp}/{path}", seconds, **options)
+    )
+    try:
+        await asyncio.to_thread(server.wait_for_path, path)
+        yield proc
+    finally:
+        await terminate(proc)
 
 
 async def terminate(proc: asyncio.subprocess.Process) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, ffmpeg_publish_cmd, needs_ffmpeg, terminate
+from tests.conftest import RunningServer, needs_ffmpeg, publishing
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
@@ -123,34 +123,22 @@ def assert_played(state: dict[str, object], seconds: float) -> None:
 
 
 async def test_hls_js_low_latency(server: RunningServer, browser: object) -> None:
-    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/web", 30))
-    try:
-        await asyncio.to_thread(server.wait_for_path, "live/web")
+    async with publishing(server, "live/web"):
         state = await watch(browser, HLS_JS, HLS_START, f"{server.http}/live/web/index.m3u8", 12)
-        assert_played(state, 10)
-        assert state["latency"] is not None and 0 < state["latency"] < 3, state  # type: ignore[operator]
-    finally:
-        await terminate(publisher)
+    assert_played(state, 10)
+    assert state["latency"] is not None and 0 < state["latency"] < 3, state  # type: ignore[operator]
 
 
 async def test_dash_js(server: RunningServer, browser: object) -> None:
-    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/dash", 30))
-    try:
-        await asyncio.to_thread(server.wait_for_path, "live/dash")
+    async with publishing(server, "live/dash"):
         state = await watch(browser, DASH_JS, DASH_START, f"{server.http}/live/dash/index.mpd", 12)
-        assert_played(state, 10)
-        assert state["latency"] is not None and 0 < state["latency"] < 8, state  # type: ignore[operator]
-    finally:
-        await terminate(publisher)
+    assert_played(state, 10)
+    assert state["latency"] is not None and 0 < state["latency"] < 8, state  # type: ignore[operator]
 
 
 async def test_mpegts_js_over_ws_flv(server: RunningServer, browser: object) -> None:
-    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/wsflv", 30))
-    try:
-        await asyncio.to_thread(server.wait_for_path, "live/wsflv")
+    async with publishing(server, "live/wsflv"):
         url = f"ws://127.0.0.1:{server.http_port}/live/wsflv.flv"
         state = await watch(browser, MPEGTS_JS, MPEGTS_START, url, 12)
-        assert_played(state, 10)
-    finally:
-        await terminate(publisher)
+    assert_played(state, 10)
     assert "protocol=ws-flv" in server.log()

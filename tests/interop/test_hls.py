@@ -14,12 +14,11 @@ import pytest
 from tests.conftest import (
     FFPROBE,
     RunningServer,
-    ffmpeg_publish_cmd,
     needs_ffmpeg,
     probe,
+    publishing,
     record,
     run,
-    terminate,
 )
 from tests.interop.test_enhanced_rtmp import publish as publish_with_pyav
 
@@ -66,9 +65,7 @@ async def test_variant_plays_in_ffmpeg(
     hls_server: RunningServer, tmp_path: Path, path: str, url_suffix: str
 ) -> None:
     server = hls_server
-    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/{path}", 16))
-    try:
-        await asyncio.to_thread(server.wait_for_path, path)
+    async with publishing(server, path, 16):
         out = tmp_path / "out.mkv"
         await record(f"{server.http}/{path}/{url_suffix}", out, 5, 40)
         media = await probe(out)
@@ -82,8 +79,6 @@ async def test_variant_plays_in_ffmpeg(
         assert_continuous(await video_dts(out))
         info = server.api(f"/api/v1/paths/{path}")
         assert info["hls_viewers"] >= 1  # type: ignore[index]
-    finally:
-        await terminate(publisher)
 
 
 async def test_hevc_over_ll_hls(hls_server: RunningServer, tmp_path: Path) -> None:
@@ -115,10 +110,8 @@ def preload_hint(playlist: str) -> str:
 
 async def test_blocking_reload_and_bad_requests(hls_server: RunningServer) -> None:
     server = hls_server
-    publisher = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(f"{server.rtmp}/live/block", 14))
     base = f"{server.http}/live/block"
-    try:
-        await asyncio.to_thread(server.wait_for_path, "live/block")
+    async with publishing(server, "live/block", 14):
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/stream.m3u8") as resp:
                 text = await resp.text()
@@ -168,5 +161,3 @@ async def test_blocking_reload_and_bad_requests(hls_server: RunningServer) -> No
             assert [r.status for r in results] == [200] * 1000
             for r in results:
                 r.release()
-    finally:
-        await terminate(publisher)
