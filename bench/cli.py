@@ -241,8 +241,7 @@ def markdown_report(command: str, report: dict[str, Any]) -> str:
 
 
 def _run(coro: Any) -> Any:
-    loadclient.raise_fd_limit()
-    loadclient.install_uvloop()
+    loadclient.prepare()
     return asyncio.run(coro)
 
 

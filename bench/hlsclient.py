@@ -44,7 +44,15 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from bench.loadclient import install_uvloop, percentile, raise_fd_limit
+from bench.loadclient import (
+    cpu_pct_since,
+    marker,
+    percentile,
+    prepare,
+    print_and_save,
+    ramp_wait,
+    steady_then_end,
+)
 
 REALTIME_RATIO = 0.98
 GAP_TARGETS = 2.0  # a gap longer than this many target durations is a stall
@@ -484,23 +492,13 @@ async def run_hls_load(
     tasks: list[asyncio.Task[None]] = []
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         for i in range(viewers):
-            if ramp > 0:
-                delay = t0 + i / ramp - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            await ramp_wait(t0, i, ramp)
             viewer = Viewer(i, url, mode, session, timings)
             players.append(viewer)
             if stats_sink is not None:
                 stats_sink.append(viewer.stats)
             tasks.append(asyncio.create_task(viewer.run()))
-        settle = min(2.0, duration / 4)
-        await asyncio.sleep(max(0.0, t0 + ramp_s + settle - time.monotonic()))
-        if on_mark is not None:
-            on_mark("steady")
-        await asyncio.sleep(max(0.0, end - time.monotonic()))
-        if on_mark is not None:
-            on_mark("end")
-        stop_at = time.monotonic()
+        stop_at = await steady_then_end(t0, ramp_s, min(2.0, duration / 4), end, on_mark)
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -516,11 +514,9 @@ async def run_hls_load(
         p.stats.finish(stop_at, p.target)
     if crashed:
         print(f"hlsclient: viewer tasks crashed: {dict(crashed)}", file=sys.stderr)
-    cpu1 = os.times()
     wall = stop_at - t0
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     return HlsLoadResult(
-        url, mode, viewers, duration, ramp, wall, 100 * cpu / wall if wall else 0.0, limit, target,
+        url, mode, viewers, duration, ramp, wall, cpu_pct_since(cpu0, wall), limit, target,
         [p.stats for p in players], timings,
     )  # fmt: skip
 
@@ -595,8 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.viewers < 1 or args.duration <= 0:
         ap.error("--viewers must be >= 1 and --duration > 0")
-    raise_fd_limit()
-    uv = False if args.no_uvloop else install_uvloop()
+    uv = prepare(args.no_uvloop)
     if args.hammer:
         res = asyncio.run(hammer(args.url, args.hammer, args.duration))
         res["uvloop"] = uv
@@ -605,11 +600,6 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)
         return 0
-
-    def mark(name: str) -> None:
-        if args.marks:
-            print(f"MARK {name} {time.monotonic():.3f}", flush=True)
-
     result = asyncio.run(
         run_hls_load(
             args.url,
@@ -618,17 +608,10 @@ def main(argv: list[str] | None = None) -> int:
             args.mode,
             args.ramp,
             conn_limit=args.conn_limit,
-            on_mark=mark,
+            on_mark=marker(args.marks),
         )
     )
-    summary = result.summary()
-    summary["uvloop"] = uv
-    print(format_summary(summary), flush=True)
-    if args.json:
-        data = result.to_json()
-        data["summary"] = summary
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
+    print_and_save(result, format_summary, args.json, uvloop=uv)
     return 0
 
 

@@ -490,6 +490,35 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+async def ramp_wait(t0: float, i: int, ramp: float) -> None:
+    """Wait for the start time of the ``i``-th client of a ramp of ``ramp`` per second from ``t0``
+    (no wait when ``ramp`` is 0: all at once)."""
+    if ramp > 0:
+        delay = t0 + i / ramp - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def steady_then_end(
+    t0: float, ramp_s: float, settle: float, end: float, on_mark: Callable[[str], None] | None
+) -> float:
+    """Mark 'steady' ``settle`` s after the ramp, 'end' at ``end``; returns the monotonic stop time."""
+    await asyncio.sleep(max(0.0, t0 + ramp_s + settle - time.monotonic()))
+    if on_mark is not None:
+        on_mark("steady")
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    if on_mark is not None:
+        on_mark("end")
+    return time.monotonic()
+
+
+def cpu_pct_since(cpu0: os.times_result, wall: float) -> float:
+    """This process's CPU% (user + system) since ``cpu0 = os.times()`` over ``wall`` seconds."""
+    cpu1 = os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return 100 * cpu / wall if wall else 0.0
+
+
 async def run_load(
     url: str,
     clients: int,
@@ -538,10 +567,7 @@ async def run_load(
 
     all_stats = []
     for i in range(clients):
-        if ramp > 0:
-            delay = t0 + i / ramp - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        await ramp_wait(t0, i, ramp)
         stats = PlayerStats(i, protocol, frame_log=[] if frame_log else None)
         all_stats.append(stats)
         if stats_sink is not None:
@@ -549,14 +575,7 @@ async def run_load(
         task = asyncio.create_task(start_one(stats))
         pending.add(task)
         task.add_done_callback(pending.discard)
-    settle = min(1.0, duration / 4)
-    await asyncio.sleep(max(0.0, t0 + ramp_s + settle - time.monotonic()))
-    if on_mark is not None:
-        on_mark("steady")
-    await asyncio.sleep(max(0.0, end - time.monotonic()))
-    if on_mark is not None:
-        on_mark("end")
-    stop_at = time.monotonic()
+    stop_at = await steady_then_end(t0, ramp_s, min(1.0, duration / 4), end, on_mark)
     for p in players:
         p.stop(stop_at)
     for task in list(pending):
@@ -565,10 +584,8 @@ async def run_load(
         if stats.connect_s is None and stats.error is None:
             stats.error = "connect-timeout"
     await asyncio.sleep(0)
-    cpu1 = os.times()
     wall = stop_at - t0
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return LoadResult(url, clients, duration, ramp, wall, 100 * cpu / wall if wall else 0.0, all_stats)
+    return LoadResult(url, clients, duration, ramp, wall, cpu_pct_since(cpu0, wall), all_stats)
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -598,6 +615,37 @@ def install_uvloop() -> bool:
     return True
 
 
+def prepare(no_uvloop: bool = False) -> bool:
+    """Before a client run: lift the open-files limit and install uvloop; True if it is in use."""
+    raise_fd_limit()
+    return False if no_uvloop else install_uvloop()
+
+
+def marker(enabled: bool) -> Callable[[str], None]:
+    """The ``on_mark`` callback of the clients' ``--marks`` option: prints 'MARK name time'."""
+
+    def mark(name: str) -> None:
+        if enabled:
+            print(f"MARK {name} {time.monotonic():.3f}", flush=True)
+
+    return mark
+
+
+def print_and_save(
+    result: Any, format_summary: Callable[[dict[str, Any]], str], json_path: str | None, **extra: Any
+) -> None:
+    """Print a client result's summary (with ``extra`` fields) and write it, with the per-client
+    stats of ``result.to_json()``, to ``json_path`` when given."""
+    summary = result.summary()
+    summary.update(extra)
+    print(format_summary(summary), flush=True)
+    if json_path:
+        data = result.to_json()
+        data["summary"] = summary
+        with open(json_path, "w") as f:
+            json.dump(data, f, indent=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.loadclient", description=__doc__.split("\n\n")[0])
     ap.add_argument("url", help="rtmp://HOST:PORT/APP/NAME or http://HOST:PORT/PATH.flv")
@@ -611,13 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.clients < 1 or args.duration <= 0:
         ap.error("--clients must be >= 1 and --duration > 0")
-    raise_fd_limit()
-    uv = False if args.no_uvloop else install_uvloop()
-
-    def mark(name: str) -> None:
-        if args.marks:
-            print(f"MARK {name} {time.monotonic():.3f}", flush=True)
-
+    uv = prepare(args.no_uvloop)
     result = asyncio.run(
         run_load(
             args.url,
@@ -625,17 +667,10 @@ def main(argv: list[str] | None = None) -> int:
             args.duration,
             args.ramp,
             connect_timeout=args.connect_timeout,
-            on_mark=mark,
+            on_mark=marker(args.marks),
         )
     )
-    summary = result.summary()
-    summary["uvloop"] = uv
-    print(format_summary(summary), flush=True)
-    if args.json:
-        data = result.to_json()
-        data["summary"] = summary
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
+    print_and_save(result, format_summary, args.json, uvloop=uv)
     return 0
 
 

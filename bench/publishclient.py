@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -32,7 +31,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.latency import FPS, Publisher, load_tags, make_clip
-from bench.loadclient import install_uvloop, percentile, raise_fd_limit
+from bench.loadclient import (
+    cpu_pct_since,
+    marker,
+    percentile,
+    prepare,
+    print_and_save,
+    ramp_wait,
+    steady_then_end,
+)
 from streamhive.formats.flv import TAG_VIDEO, FlvTag
 
 REALTIME_RATIO = 0.98
@@ -237,33 +244,21 @@ async def run_publish(
     all_stats: list[PublisherStats] = []
     tasks: list[asyncio.Task[None]] = []
     for i, stream in enumerate(stream_names(name, publishers)):
-        if ramp > 0:
-            delay = t0 + i / ramp - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        await ramp_wait(t0, i, ramp)
         stats = PublisherStats(i, f"{app}/{stream}")
         all_stats.append(stats)
         if stats_sink is not None:
             stats_sink.append(stats)
         tasks.append(asyncio.create_task(_publish_one(stats, host, port, app, stream, tags, end)))
-    settle = min(1.0, duration / 4)
-    await asyncio.sleep(max(0.0, t0 + ramp_s + settle - time.monotonic()))
-    if on_mark is not None:
-        on_mark("steady")
-    await asyncio.sleep(max(0.0, end - time.monotonic()))
-    if on_mark is not None:
-        on_mark("end")
-    stop_at = time.monotonic()
+    stop_at = await steady_then_end(t0, ramp_s, min(1.0, duration / 4), end, on_mark)
     await asyncio.wait(tasks, timeout=5)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for stats in all_stats:
         stats.finish(stop_at)
-    cpu1 = os.times()
     wall = stop_at - t0
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return PublishResult(url, publishers, duration, ramp, wall, 100 * cpu / wall if wall else 0.0, all_stats)
+    return PublishResult(url, publishers, duration, ramp, wall, cpu_pct_since(cpu0, wall), all_stats)
 
 
 def default_clip() -> Path:
@@ -304,18 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.publishers < 1 or args.duration <= 0:
         ap.error("--publishers must be >= 1 and --duration > 0")
-    raise_fd_limit()
-    install_uvloop()
-
-    def mark(name: str) -> None:
-        if args.marks:
-            print(f"MARK {name} {time.monotonic():.3f}", flush=True)
-
+    prepare()
     clip = args.file or default_clip()
-    result = asyncio.run(run_publish(args.url, args.publishers, args.duration, clip, args.ramp, on_mark=mark))
-    print(format_summary(result.summary()), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
+    result = asyncio.run(
+        run_publish(args.url, args.publishers, args.duration, clip, args.ramp, on_mark=marker(args.marks))
+    )
+    print_and_save(result, format_summary, args.json)
     return 0
 
 

@@ -24,7 +24,6 @@ Results go to bench/results/hls-<date>.json and a Markdown table.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import re
@@ -48,14 +47,18 @@ from bench.run_spine import (  # noqa: E402
     fmt,
     free_port,
     pinned,
+    report_header,
     rss_mib,
+    run_marked,
+    server_ports,
+    start_server,
     stop,
     wait_for_port,
     wait_for_stream,
+    write_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 NGINX_CONF = ROOT / "bench" / "peers" / "nginx-hls.conf"
 STREAM_DESC = "testsrc2 1280x720 25 fps H.264 2 Mbit/s (ultrafast) + AAC 128 kbit/s, 1 s GOP, -re"
 PATHS = {  # name -> per-path config
@@ -169,20 +172,7 @@ def run_viewers(
         *pinned(1), sys.executable, "-m", "bench.hlsclient", url, "--viewers", str(viewers), "--mode", mode,
         "--duration", str(duration), "--ramp", str(ramp), "--json", str(out), "--marks",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    window: CpuWindow | None = None
-    cpu: dict[str, float] | None = None
-    rss = None
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            if line.startswith("MARK steady"):
-                window = CpuWindow([pid])
-            elif line.startswith("MARK end") and window is not None:
-                cpu, rss = window.read(), rss_mib(pid)
-        proc.wait(viewers / max(ramp, 1) + duration + 60)
-    finally:
-        stop(proc)
+    cpu, rss = run_marked(cmd, pid, viewers / max(ramp, 1) + duration + 60, lambda: CpuWindow([pid]).read)
     summary = json.loads(out.read_text())["summary"]
     return {
         "mode": mode,
@@ -368,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
 
     work = Path(tempfile.mkdtemp(prefix="hlsbench-"))
-    rtmp_port, http_port = free_port(), free_port()
-    rtmp, http = f"rtmp://127.0.0.1:{rtmp_port}", f"http://127.0.0.1:{http_port}"
+    rtmp_port, http_port, rtmp, http = server_ports()
     config = work / "streamhive.yaml"
     lines = [
         f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"',
@@ -380,18 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"  {path}:" + ("" if overrides else " {}"))
         lines += [f"    {k}: {json.dumps(v)}" for k, v in overrides.items()]
     config.write_text("\n".join(lines) + "\n")
-    exe = Path(sys.executable).parent / "streamhive"
-    serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
     server = publisher = nginx = None
     probe = StallProbe()
     probe.start()
     report: dict[str, Any] = {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "default",
-        "machine": f"{os.cpu_count()} CPUs, server (and nginx) on CPU 0, publisher and clients on CPU 1"
-        if pinned(1)
-        else f"{os.cpu_count()} CPUs, unpinned",
-        "python": sys.version.split()[0],
+        **report_header(args.quick, "server (and nginx) on CPU 0, publisher and clients on CPU 1"),
         "stream": STREAM_DESC,
         "config": config.read_text(),
         "duration_s": duration,
@@ -400,12 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": [],
     }
     try:
-        with open(work / "server.log", "wb") as log:
-            server = subprocess.Popen(
-                [*pinned(0), *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_for_port(http_port, server)
-        wait_for_port(rtmp_port, server)
+        server = start_server(config, work / "server.log", http_port, rtmp_port)
         pid = server.pid
         time.sleep(1.0)
         w = CpuWindow([pid])
@@ -519,10 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     report["server_log_warnings"] = [
         ln for ln in log_text.splitlines() if " WARNING " in ln or " ERROR " in ln
     ][:50]
-    report["elapsed_s"] = round(time.monotonic() - t_start, 1)
-    out = args.out or RESULTS / f"hls-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    out = write_report(report, t_start, args.out, "hls")
     print()
     print(markdown(report))
     if report["server_log_warnings"]:

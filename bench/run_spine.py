@@ -28,8 +28,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,12 +42,19 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STREAM = "live/spine"
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def server_ports() -> tuple[int, int, str, str]:
+    """Free loopback ports for a server's RTMP and HTTP listeners, and their base URLs."""
+    rtmp_port, http_port = free_port(), free_port()
+    return rtmp_port, http_port, f"rtmp://127.0.0.1:{rtmp_port}", f"http://127.0.0.1:{http_port}"
 
 
 def pinned(cpu: int) -> list[str]:
@@ -112,6 +120,64 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
+def start_server(config: Path, log_path: Path, *ports: int) -> subprocess.Popen[bytes]:
+    """``streamhive serve --config CONFIG`` on CPU 0 (output to ``log_path``), listening on ``ports``."""
+    exe = Path(sys.executable).parent / "streamhive"
+    serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [*pinned(0), *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        for port in ports:
+            wait_for_port(port, server)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def run_marked(
+    cmd: list[str], pid: int, timeout: float, open_window: Callable[[], Callable[[], T]]
+) -> tuple[T | None, float | None]:
+    """Runs a bench client with ``--marks``: a CPU window of the server ``pid`` opened at its
+    'steady' mark (``open_window()`` returns its reader) is read, with the RSS, at its 'end' mark."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    read: Callable[[], T] | None = None
+    cpu: T | None = None
+    rss = None
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.startswith("MARK steady"):
+                read = open_window()
+            elif line.startswith("MARK end") and read is not None:
+                cpu, rss = read(), rss_mib(pid)
+        proc.wait(timeout)
+    finally:
+        stop(proc)
+    return cpu, rss
+
+
+def report_header(quick: bool, placement: str) -> dict[str, Any]:
+    """The first fields of a benchmark report: date, mode, machine (CPU placement), python."""
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "default",
+        "machine": f"{os.cpu_count()} CPUs, {placement}" if pinned(1) else f"{os.cpu_count()} CPUs, unpinned",
+        "python": sys.version.split()[0],
+    }
+
+
+def write_report(report: dict[str, Any], t_start: float, out: Path | None, prefix: str) -> Path:
+    """Adds the elapsed time and writes ``report`` to ``out`` (default bench/results/PREFIX-<date>.json)."""
+    report["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    out = out or RESULTS / f"{prefix}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    return out
+
+
 def run_step(
     url: str, clients: int, duration: float, ramp: float, server_pid: int, out: Path
 ) -> dict[str, Any]:
@@ -121,19 +187,9 @@ def run_step(
         *pinned(1), sys.executable, "-m", "bench.loadclient", url, "--clients", str(clients),
         "--duration", str(duration), "--ramp", str(ramp), "--json", str(out), "--marks",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    sampler: Sampler | None = None
-    cpu = rss = None
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            if line.startswith("MARK steady"):
-                sampler = Sampler(server_pid)
-            elif line.startswith("MARK end") and sampler is not None:
-                cpu, rss = sampler.pct(), rss_mib(server_pid)
-        proc.wait(clients / max(ramp, 1) + duration + 60)
-    finally:
-        stop(proc)
+    cpu, rss = run_marked(
+        cmd, server_pid, clients / max(ramp, 1) + duration + 60, lambda: Sampler(server_pid).pct
+    )
     summary = json.loads(out.read_text())["summary"]
     return {"summary": summary, "server_cpu_pct": cpu, "server_rss_mib": rss, "rss_before_mib": rss_before}
 
@@ -219,22 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
 
     work = Path(tempfile.mkdtemp(prefix="spine-"))
-    rtmp_port, http_port = free_port(), free_port()
-    rtmp, http = f"rtmp://127.0.0.1:{rtmp_port}", f"http://127.0.0.1:{http_port}"
+    rtmp_port, http_port, rtmp, http = server_ports()
     config = work / "streamhive.yaml"
     config.write_text(f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n')
     clip = work / "clip.flv"
     make_clip(clip, 10.0)
-    exe = Path(sys.executable).parent / "streamhive"
-    serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
     server = publisher = None
     report: dict[str, Any] = {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "default",
-        "machine": f"{os.cpu_count()} CPUs, server on CPU 0, publisher and clients on CPU 1"
-        if pinned(1)
-        else f"{os.cpu_count()} CPUs, unpinned",
-        "python": sys.version.split()[0],
+        **report_header(args.quick, "server on CPU 0, publisher and clients on CPU 1"),
         "stream": "testsrc 640x360 25 fps H.264 ~500 kbps + AAC 64 kbps, 1 s GOP",
         "duration_s": duration,
         "ramp_per_s": args.ramp,
@@ -242,12 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": {},
     }
     try:
-        with open(work / "server.log", "wb") as log:
-            server = subprocess.Popen(
-                [*pinned(0), *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_for_port(http_port, server)
-        wait_for_port(rtmp_port, server)
+        server = start_server(config, work / "server.log", http_port, rtmp_port)
         publisher = subprocess.Popen(
             [*pinned(1), "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
              "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
@@ -321,10 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(publisher)
         stop(server)
-    report["elapsed_s"] = round(time.monotonic() - t_start, 1)
-    out = args.out or RESULTS / f"spine-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    out = write_report(report, t_start, args.out, "spine")
     print()
     print(markdown(report))
     print(f"\nresults: {out} (elapsed {report['elapsed_s']} s; server log in {work})")
