@@ -187,6 +187,26 @@ async def probe(path: str | Path) -> dict[str, dict[str, object]]:
     return {s["codec_type"]: s for s in json.loads(out)["streams"]}
 
 
+async def video_dts(path: Path) -> list[float]:
+    """Every video packet's decode time in a recording, in order (ffprobe must report no error)."""
+    assert FFPROBE is not None
+    cmd = [
+        FFPROBE,
+        "-v",
+        "error",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "packet=dts_time",
+        "-of",
+        "json",
+        str(path),
+    ]
+    rc, out, err = await run(cmd)
+    assert rc == 0 and not err.strip(), err
+    return [float(p["dts_time"]) for p in json.loads(out)["packets"] if "dts_time" in p]
+
+
 @contextlib.asynccontextmanager
 async def publishing(
     server: RunningServer, path: str, seconds: float = 30, **options: Any

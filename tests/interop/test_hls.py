@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +11,12 @@ import aiohttp
 import pytest
 
 from tests.conftest import (
-    FFPROBE,
     RunningServer,
     needs_ffmpeg,
     probe,
     publishing,
     record,
-    run,
+    video_dts,
 )
 from tests.interop.test_enhanced_rtmp import publish as publish_with_pyav
 
@@ -30,25 +28,6 @@ VARIANTS = "paths:\n  ~^fmp4/:\n    hls_variant: fmp4\n  ~^ts/:\n    hls_variant
 @pytest.fixture
 def hls_server(make_server: Callable[..., RunningServer]) -> RunningServer:
     return make_server(VARIANTS)
-
-
-async def video_dts(path: Path) -> list[float]:
-    assert FFPROBE is not None
-    cmd = [
-        FFPROBE,
-        "-v",
-        "error",
-        "-select_streams",
-        "v",
-        "-show_entries",
-        "packet=dts_time",
-        "-of",
-        "json",
-        str(path),
-    ]
-    rc, out, err = await run(cmd)
-    assert rc == 0 and not err.strip(), err
-    return [float(p["dts_time"]) for p in json.loads(out)["packets"] if "dts_time" in p]
 
 
 def assert_continuous(times: list[float], frame: float = 0.04) -> None:

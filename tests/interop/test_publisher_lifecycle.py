@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
-    FFPROBE,
     RunningServer,
     ffmpeg_publish_cmd,
     needs_ffmpeg,
     probe,
     record,
-    run,
     terminate,
+    video_dts,
 )
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
@@ -51,22 +50,7 @@ async def test_player_survives_publisher_restart_within_grace(
             await terminate(second)
     media = await probe(out)
     assert int(media["video"]["nb_read_frames"]) >= 140  # type: ignore[arg-type]  # ~7 s, minus the gap
-    assert FFPROBE is not None
-    rc, text, err = await run(
-        [
-            FFPROBE,
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "packet=dts_time",
-            "-of",
-            "json",
-            str(out),
-        ]
-    )
-    dts = [float(p["dts_time"]) for p in json.loads(text)["packets"]]
+    dts = await video_dts(out)
     assert all(b > a for a, b in zip(dts, dts[1:], strict=False)), "timestamps must stay monotonic"
     assert "reason=publisher left" not in server.log()
 

@@ -132,15 +132,19 @@ class Reader:
         self.session.bytes_out += len(data)
         return skipped
 
-    def close(self, reason: str) -> None:
-        """Detach and tell the client (the adapter's on_end closes the connection)."""
+    def close(self, reason: str, notify: bool = True) -> None:
+        """Detach and tell the client through the adapter's on_end (which closes the connection).
+
+        ``notify=False`` is for the adapter's own cleanup, when the connection is already going.
+        """
         if self.closed:
             return
         self.closed = True
         if self.stream is not None:
             self.stream.detach(self)
         self.session.close_reason = self.session.close_reason or reason
-        self.on_end(reason)
+        if notify:
+            self.on_end(reason)
 
 
 class FrameSink(Protocol):

@@ -124,8 +124,7 @@ async def _serve_http_flv(
             with contextlib.suppress(ConnectionError):
                 await response.write_eof()
     finally:
-        reader.on_end = _ignore
-        reader.close(session.close_reason or "closed")
+        reader.close(session.close_reason or "closed", notify=False)
     return response
 
 
@@ -149,8 +148,7 @@ async def _serve_ws_flv(
                 await ws.close()
     finally:
         receiving.cancel()
-        reader.on_end = _ignore
-        reader.close(session.close_reason or "closed")
+        reader.close(session.close_reason or "closed", notify=False)
     return ws
 
 
@@ -163,10 +161,6 @@ def _still_open(request: web.Request, reason: str) -> bool:
         transport.abort()  # its unsent backlog is dropped, not flushed
         return False
     return True
-
-
-def _ignore(_reason: str) -> None:
-    """on_end once the adapter itself is closing: nothing left to tell the client."""
 
 
 async def _drain_ws(ws: web.WebSocketResponse, on_end: Callable[[str], None]) -> None:

@@ -270,8 +270,7 @@ class RtmpSession(asyncio.Protocol):
         self._stop_publishing()
         if self.reader is not None:
             reader, self.reader = self.reader, None
-            reader.on_end = lambda _reason: None
-            reader.close(reason)
+            reader.close(reason, notify=False)
             self.hub.read_ended(reader.session)
         if self.session is not None:
             if self.session.close_reason is None:
