@@ -432,3 +432,53 @@ def test_script_tag_body() -> None:
     assert body[:13] == b"\x02\x00\x0aonMetaData"
     assert body[13] == 0x08  # ECMA array
     assert amf0.decode(body) == ["onMetaData", {"width": 320.0, "stereo": True}]
+
+
+# --- FlvMuxer with tracks FLV cannot carry ---------------------------------------------------
+
+
+def test_flv_muxer_leaves_out_mjpeg_and_muxes_g711() -> None:
+    """A Stream from an RTSP camera (MJPEG + G.711 A-law): FLV readers get the audio, FFmpeg
+    decodes it as 8 kHz mono A-law, and the MJPEG track is skipped, not an error."""
+    from streamhive.formats.flvmux import FlvMuxer
+
+    tracks = [
+        Track("video", "mjpeg", width=64, height=48),
+        Track("audio", "pcma", sample_rate=8000, channels=1),
+    ]
+    muxer = FlvMuxer(tracks)
+    head = muxer.header(tracks, {})
+    assert head[4] == 0x04  # audio only
+    samples = [bytes((i * 7 + k) & 0xFF for k in range(160)) for i in range(10)]
+    assert muxer.frame(Frame(0, 0, 0, True, (b"\xff\xd8jpeg\xff\xd9",))) == b""
+    body = b"".join(muxer.frame(Frame(1, i * 1800, i * 1800, True, (s,))) for i, s in enumerate(samples))
+    tags = demux_all(head + body)
+    meta = amf0.decode(tags[0].body)[1]
+    assert (meta["audiocodecid"], meta["audiosamplerate"], meta["stereo"]) == (7.0, 8000.0, False)
+    assert "videocodecid" not in meta
+    assert [t.body[0] for t in tags[1:]] == [0x72] * 10
+    with av.open(io.BytesIO(head + body), format="flv") as inp:
+        stream = inp.streams.audio[0]
+        assert stream.codec_context.name == "pcm_alaw"
+        assert (stream.codec_context.sample_rate, len(stream.codec_context.layout.channels)) == (8000, 1)
+        assert [bytes(p) for p in inp.demux(stream) if p.size] == samples
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        Track("audio", "pcmu", sample_rate=16000, channels=1),  # FLV's G.711 is 8 kHz only
+        Track("audio", "pcma", sample_rate=8000, channels=2),
+    ],
+)
+def test_flv_muxer_skips_g711_it_cannot_describe(audio: Track) -> None:
+    from streamhive.formats.flvmux import FlvMuxer, stream_metadata
+
+    tracks = [Track("video", "mjpeg"), audio]
+    muxer = FlvMuxer(tracks)
+    assert muxer.header(tracks, {})[4] == 0
+    assert muxer.frame(Frame(1, 0, 0, True, (b"\x00" * 160,))) == b""
+    assert muxer.tracks_changed(tracks, {}) == b""
+    assert "audiocodecid" not in stream_metadata(tracks, {})
+    mu_law = stream_metadata([Track("audio", "pcmu", sample_rate=8000)], {})
+    assert mu_law["audiocodecid"] == 8.0

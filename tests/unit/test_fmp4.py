@@ -287,3 +287,47 @@ def test_errors_are_fmp4_errors() -> None:
         muxer.fragment({1: [Frame(1, 0, 0, True, (b"\x65",))]})
     with pytest.raises(fmp4.Fmp4Error):
         muxer.fragment({0: [Frame(0, 0, 3000, True, (b"\x65",)), Frame(0, 0, 0, False, (b"\x41",))]})
+
+
+def test_tracks_cmaf_cannot_carry_are_left_out_of_hls_and_dash() -> None:
+    """An RTSP camera's MJPEG + G.711 next to AAC: HLS/DASH serve the AAC, nothing raises."""
+    from streamhive.delivery import playlists
+    from streamhive.delivery.segmenter import Segmenter
+
+    tracks = [
+        Track("video", "mjpeg", width=64, height=48),
+        Track("audio", "pcma", sample_rate=8000, channels=1),
+        Track("audio", "aac", bytes.fromhex("1190"), sample_rate=48000, channels=2),
+        Track("audio", "pcmu", sample_rate=8000, channels=1),
+    ]
+    assert [fmp4.supported(t) for t in tracks] == [False, False, True, False]
+    seg = Segmenter(
+        tracks, segment_duration=1.0, part_duration=0.5, window=5, with_ts=True, clock=lambda: 0.0
+    )
+    assert seg.track_indexes == [2] and seg.key_track == 2
+    for i in range(150):  # 3.2 s of AAC, with JPEG and G.711 frames in between
+        dts = i * 1920
+        seg.offer(Frame(0, dts, dts, True, (b"\xff\xd8\xff\xd9",)), True)
+        seg.offer(Frame(1, dts, dts, True, (bytes(341),)), True)
+        seg.offer(Frame(2, dts, dts, True, (bytes(200),)), True)
+        seg.offer(Frame(3, dts, dts, True, (bytes(341),)), True)
+    seg.end()
+    assert len(seg.segments) >= 3 and all(s.ts for s in seg.segments)
+    assert playlists.codecs(seg) == "mp4a.40.2"
+    assert "stream.m3u8" in playlists.master_playlist(seg, "stream.m3u8", ts=False)
+    assert "#EXT-X-PART" in playlists.media_playlist(seg, low_latency=True, ts=False)
+    assert playlists.mpd(seg, 10.0, "http://x/time").count("<AdaptationSet") == 1
+
+
+def test_a_stream_with_only_uncarried_tracks_makes_no_segments() -> None:
+    from streamhive.delivery.segmenter import Segmenter
+
+    tracks = [Track("video", "mjpeg"), Track("audio", "pcmu", sample_rate=8000, channels=1)]
+    seg = Segmenter(
+        tracks, segment_duration=1.0, part_duration=0.5, window=5, with_ts=True, clock=lambda: 0.0
+    )
+    assert seg.track_indexes == [] and seg.key_track is None and seg.init == b""
+    seg.offer(Frame(0, 0, 0, True, (b"\xff\xd8\xff\xd9",)), True)
+    seg.tracks_changed()
+    seg.end()
+    assert not seg.segments

@@ -373,3 +373,31 @@ def test_every_payload_size_around_packet_boundaries(keyframe: bool) -> None:
         assert len(pes) == 1
         assert pes[0][9 + pes[0][8] :] == b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01" + unit[:size]
         assert len(data) == PACKET_SIZE * -(-(len(pes[0]) + (8 if keyframe else 0)) // 184)
+
+
+@pytest.mark.parametrize("codec", ["mjpeg", "pcma", "pcmu"])
+def test_codecs_ts_cannot_carry_are_refused_by_name(codec: str) -> None:
+    """TsMuxer takes the tracks it is given as required (the segmenter passes only the CMAF ones,
+    and drops the TS variant on TsError), so it names what it cannot carry rather than skip it."""
+    kind = "video" if codec == "mjpeg" else "audio"
+    with pytest.raises(TsError, match=codec):
+        TsMuxer([Track(kind, codec, sample_rate=8000)])
+
+
+def test_segmenter_ts_variant_skips_mjpeg_and_g711() -> None:
+    from streamhive.delivery.segmenter import Segmenter
+
+    tracks, frames = encode_av("libx264", "aac")
+    mixed = [Track("video", "mjpeg"), tracks[0], Track("audio", "pcma", sample_rate=8000), tracks[1]]
+    seg = Segmenter(
+        mixed, segment_duration=0.1, part_duration=0.05, window=10, with_ts=True, clock=lambda: 0.0
+    )
+    assert seg.track_indexes == [1, 3]
+    for f in frames:  # shifted by 1 s: B-frames start below zero, which fMP4 refuses
+        pts, dts = f.pts + 90000, f.dts + 90000
+        seg.offer(Frame(1 if f.track == 0 else 3, pts, dts, f.keyframe, f.units), f.keyframe)
+        seg.offer(Frame(0, dts, dts, True, (b"\xff\xd8\xff\xd9",)), True)
+        seg.offer(Frame(2, dts, dts, True, (bytes(160),)), True)
+    seg.end()
+    data = b"".join(s.ts for s in seg.segments)
+    assert data and {pid for pid, *_ in ts_packets(data)} == {0, PMT_PID, VIDEO_PID, AUDIO_PID}

@@ -34,12 +34,15 @@ class AvcConfig:
 
 @dataclass(frozen=True, slots=True)
 class SpsInfo:
-    """Picture size (after cropping) and profile/level from an H.264 SPS."""
+    """Picture size (after cropping), profile/level and sample format from an H.264 SPS."""
 
     width: int
     height: int
     profile_idc: int
     level_idc: int
+    chroma_format_idc: int = 1
+    bit_depth_luma: int = 8
+    bit_depth_chroma: int = 8
 
 
 def split_avcc(data: bytes, length_size: int = 4) -> list[bytes]:
@@ -133,6 +136,7 @@ def parse_sps(sps: bytes) -> SpsInfo:
     level_idc = r.u(8)
     r.ue()  # seq_parameter_set_id
     chroma_format_idc = 1
+    bit_depth_luma = bit_depth_chroma = 8
     separate_colour_plane = False
     if profile_idc in _HIGH_PROFILES:
         chroma_format_idc = r.ue()
@@ -140,8 +144,10 @@ def parse_sps(sps: bytes) -> SpsInfo:
             raise CodecError(f"invalid chroma_format_idc {chroma_format_idc}")
         if chroma_format_idc == 3:
             separate_colour_plane = r.flag()
-        r.ue()  # bit_depth_luma_minus8
-        r.ue()  # bit_depth_chroma_minus8
+        bit_depth_luma = 8 + r.ue()
+        bit_depth_chroma = 8 + r.ue()
+        if bit_depth_luma > 14 or bit_depth_chroma > 14:
+            raise CodecError(f"invalid bit depth {bit_depth_luma}/{bit_depth_chroma}")
         r.skip(1)  # qpprime_y_zero_transform_bypass_flag
         if r.flag():  # seq_scaling_matrix_present_flag
             for i in range(8 if chroma_format_idc != 3 else 12):
@@ -183,7 +189,36 @@ def parse_sps(sps: bytes) -> SpsInfo:
         height -= crop_y * (top + bottom)
     if width <= 0 or height <= 0:
         raise CodecError("SPS cropping leaves no picture")
-    return SpsInfo(width, height, profile_idc, level_idc)
+    return SpsInfo(width, height, profile_idc, level_idc, chroma_format_idc, bit_depth_luma, bit_depth_chroma)
+
+
+def record_entry(unit: bytes) -> bytes:
+    """One parameter set as avcC/hvcC store it: a 16-bit length, then the NAL unit."""
+    if len(unit) > 0xFFFF:
+        raise CodecError(f"parameter set of {len(unit)} bytes is too big for a record")
+    return len(unit).to_bytes(2, "big") + unit
+
+
+def make_avcc_record(sps: list[bytes], pps: list[bytes]) -> bytes:
+    """Build an avcC record with 4-byte NAL lengths, e.g. from RTP's sprop-parameter-sets.
+
+    Profile and level come from the first SPS. Profiles other than Baseline/Main/Extended get
+    the chroma format and bit depth trailer (ISO/IEC 14496-15 5.3.3.1), as FFmpeg writes it.
+    """
+    if not sps or not pps:
+        raise CodecError("an avcC record needs at least one SPS and one PPS")
+    if len(sps) > 31 or len(pps) > 255:
+        raise CodecError("too many parameter sets for an avcC record")
+    info = parse_sps(sps[0])
+    parts = [bytes((1, sps[0][1], sps[0][2], sps[0][3], 0xFF, 0xE0 | len(sps)))]
+    parts += map(record_entry, sps)
+    parts.append(bytes((len(pps),)))
+    parts += map(record_entry, pps)
+    if info.profile_idc not in (66, 77, 88):
+        chroma = 0xFC | info.chroma_format_idc
+        depths = (0xF8 | (info.bit_depth_luma - 8), 0xF8 | (info.bit_depth_chroma - 8))
+        parts.append(bytes((chroma, *depths, 0)))  # 0: no SPS extensions
+    return b"".join(parts)
 
 
 def is_keyframe_nalus(nalus: Iterable[bytes]) -> bool:

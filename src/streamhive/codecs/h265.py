@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 
 from streamhive.codecs import CodecError
 from streamhive.codecs.bits import BitReader, unescape_rbsp
-from streamhive.codecs.h264 import join_avcc, split_avcc
+from streamhive.codecs.h264 import join_avcc, record_entry, split_avcc
 
 __all__ = [
     "HevcConfig",
     "SpsInfo",
     "is_keyframe_nalus",
     "join_avcc",
+    "make_hvcc_record",
     "parse_hvcc_record",
     "parse_sps",
     "split_avcc",
@@ -42,10 +43,13 @@ class HevcConfig:
 
 @dataclass(frozen=True, slots=True)
 class SpsInfo:
-    """Picture size after the conformance window, from an H.265 SPS."""
+    """Picture size after the conformance window, and the sample format, from an H.265 SPS."""
 
     width: int
     height: int
+    chroma_format_idc: int = 1
+    bit_depth_luma: int = 8
+    bit_depth_chroma: int = 8
 
 
 def nal_type(unit: bytes) -> int:
@@ -106,19 +110,61 @@ def parse_sps(sps: bytes) -> SpsInfo:
     chroma_format_idc = r.ue()
     if chroma_format_idc > 3:
         raise CodecError(f"invalid chroma_format_idc {chroma_format_idc}")
-    if chroma_format_idc == 3 and r.flag():  # separate_colour_plane_flag
-        chroma_format_idc = 0
+    # Separate colour planes are coded as monochrome pictures: crop units as for 4:0:0.
+    chroma_array_type = 0 if chroma_format_idc == 3 and r.flag() else chroma_format_idc
     width = r.ue()
     height = r.ue()
     if r.flag():  # conformance_window_flag
-        sub_w = 2 if chroma_format_idc in (1, 2) else 1
-        sub_h = 2 if chroma_format_idc == 1 else 1
+        sub_w = 2 if chroma_array_type in (1, 2) else 1
+        sub_h = 2 if chroma_array_type == 1 else 1
         left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
         width -= sub_w * (left + right)
         height -= sub_h * (top + bottom)
     if width <= 0 or height <= 0:
         raise CodecError("SPS gives an empty picture")
-    return SpsInfo(width, height)
+    bit_depth_luma = 8 + r.ue()
+    bit_depth_chroma = 8 + r.ue()
+    if bit_depth_luma > 16 or bit_depth_chroma > 16:
+        raise CodecError(f"invalid bit depth {bit_depth_luma}/{bit_depth_chroma}")
+    return SpsInfo(width, height, chroma_format_idc, bit_depth_luma, bit_depth_chroma)
+
+
+def make_hvcc_record(vps: list[bytes], sps: list[bytes], pps: list[bytes]) -> bytes:
+    """Build an hvcC record with 4-byte NAL lengths, e.g. from RTP's sprop-vps/sps/pps.
+
+    The general profile, tier, compatibility and constraint flags and level are the first
+    twelve bytes of the SPS's profile_tier_level, copied as they are. Fields that need the VUI
+    or the whole stream (min_spatial_segmentation_idc, parallelismType, frame rates) say
+    "unknown", which ISO/IEC 14496-15 allows.
+    """
+    if not vps or not sps or not pps:
+        raise CodecError("an hvcC record needs at least one VPS, SPS and PPS")
+    info = parse_sps(sps[0])  # also proves that the profile_tier_level bytes below exist
+    if info.bit_depth_luma > 15 or info.bit_depth_chroma > 15:
+        raise CodecError("hvcC cannot describe bit depths above 15")
+    rbsp = unescape_rbsp(sps[0][2:])
+    layers = ((rbsp[0] >> 1) & 0x07) + 1  # sps_max_sub_layers_minus1 + 1
+    nested = rbsp[0] & 0x01  # sps_temporal_id_nesting_flag
+    parts = [
+        b"\x01",
+        rbsp[1:13],
+        b"\xf0\x00\xfc",  # min_spatial_segmentation_idc 0, parallelismType 0
+        bytes(
+            (
+                0xFC | info.chroma_format_idc,
+                0xF8 | (info.bit_depth_luma - 8),
+                0xF8 | (info.bit_depth_chroma - 8),
+                0,  # avgFrameRate (16 bits): unknown
+                0,
+                (layers << 3) | (nested << 2) | 0x03,  # constantFrameRate 0, 4-byte lengths
+                3,  # numOfArrays
+            )
+        ),
+    ]
+    for nal_unit_type, units in ((NAL_VPS, vps), (NAL_SPS, sps), (NAL_PPS, pps)):
+        parts.append(bytes((nal_unit_type,)) + len(units).to_bytes(2, "big"))
+        parts += map(record_entry, units)
+    return b"".join(parts)
 
 
 def is_keyframe_nalus(nalus: Iterable[bytes]) -> bool:

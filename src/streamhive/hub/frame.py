@@ -8,6 +8,10 @@ canonical form per codec so that muxers never have to guess:
 - h264 / h265: ``units`` are the NAL units of the access unit, without start codes or lengths.
 - aac: one raw AAC frame (no ADTS header).  opus: one Opus packet.  mp3: one MPEG audio frame.
 - av1: one temporal unit in the ISOBMFF sample form (OBUs with size fields).  vp9: one frame.
+- mjpeg: one complete baseline JPEG (SOI to EOI, tables included); every frame is a keyframe and
+  the config is empty.
+- pcma / pcmu: G.711 A-law / mu-law samples, one byte per sample (channels interleaved); the
+  config is empty and sample_rate/channels say how to play them.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Literal
 
 Kind = Literal["video", "audio"]
 
-VIDEO_CODECS = ("h264", "h265", "av1", "vp9")
-AUDIO_CODECS = ("aac", "opus", "mp3")
+VIDEO_CODECS = ("h264", "h265", "av1", "vp9", "mjpeg")
+AUDIO_CODECS = ("aac", "opus", "mp3", "pcma", "pcmu")
 
 
 @dataclass(slots=True)

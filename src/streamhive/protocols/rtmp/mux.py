@@ -7,7 +7,7 @@ server's fixed chunk size, the play stream id and fmt-0 headers (no per-player d
 from __future__ import annotations
 
 from ...formats import amf0, flv
-from ...formats.flvmux import stream_metadata
+from ...formats.flvmux import carried, frame_body, stream_metadata
 from ...hub.frame import Frame, Track
 from .chunk import encode_message
 from .messages import AUDIO_CSID, DATA_CSID, VIDEO_CSID
@@ -31,6 +31,8 @@ class RtmpMuxer:
     def _configs(self, tracks: list[Track]) -> bytes:
         out = []
         for track in tracks:
+            if not carried(track):
+                continue
             if track.kind == "video" and track.config:
                 out.append(self._message(VIDEO_CSID, MSG_VIDEO, 0, flv.video_config_body(track)))
             elif track.kind == "audio" and track.config:
@@ -42,11 +44,13 @@ class RtmpMuxer:
         return self._message(DATA_CSID, MSG_DATA_AMF0, 0, meta) + self._configs(tracks)
 
     def frame(self, frame: Frame) -> bytes:
-        track = self.tracks[frame.track]
-        ts = frame.dts // 90
-        if track.kind == "video":
-            return self._message(VIDEO_CSID, MSG_VIDEO, ts, flv.video_frame_body(track, frame))
-        return self._message(AUDIO_CSID, MSG_AUDIO, ts, flv.audio_frame_body(track, frame))
+        """RTMP messages are FLV tag bodies: types 8/9 are the FLV tag types, as are the bodies."""
+        body = frame_body(self.tracks[frame.track], frame)
+        if body is None:
+            return b""  # MJPEG, G.711 at other rates...: RTMP players get the other tracks
+        tag_type, payload = body
+        csid = VIDEO_CSID if tag_type == MSG_VIDEO else AUDIO_CSID
+        return self._message(csid, tag_type, frame.dts // 90, payload)
 
     def tracks_changed(self, tracks: list[Track], metadata: dict[str, object]) -> bytes:
         return self._configs(tracks)
