@@ -41,10 +41,15 @@ class RunningServer:
     rtmp_port: int
     http_port: int
     log_path: Path
+    rtsp_port: int = 0
 
     @property
     def rtmp(self) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp_port}"
+
+    @property
+    def rtsp(self) -> str:
+        return f"rtsp://127.0.0.1:{self.rtsp_port}"
 
     @property
     def http(self) -> str:
@@ -67,12 +72,17 @@ class RunningServer:
         raise AssertionError(f"{name} not published within {timeout}s; server log:\n{self.log()}")
 
 
-def start_server(tmp_path: Path, extra_config: str = "", rtmp_options: str = "") -> RunningServer:
-    """``extra_config``: more top-level YAML; ``rtmp_options``: more keys under ``rtmp:``."""
-    rtmp_port, http_port = free_port(), free_port()
+def start_server(
+    tmp_path: Path, extra_config: str = "", rtmp_options: str = "", rtsp_options: str = ""
+) -> RunningServer:
+    """``extra_config``: more top-level YAML; ``rtmp_options``/``rtsp_options``: more keys under
+    ``rtmp:``/``rtsp:`` (indented two spaces, one per line)."""
+    rtmp_port, http_port, rtsp_port = free_port(), free_port(), free_port()
     config = tmp_path / "streamhive.yaml"
     config.write_text(
-        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\n{rtmp_options}http:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
+        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\n{rtmp_options}'
+        f'rtsp:\n  listen: "127.0.0.1:{rtsp_port}"\n  rtp_port: 0\n  rtcp_port: 0\n{rtsp_options}'
+        f'http:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
     )
     log_path = tmp_path / "server.log"
     exe = Path(sys.executable).parent / "streamhive"
@@ -81,7 +91,7 @@ def start_server(tmp_path: Path, extra_config: str = "", rtmp_options: str = "")
         process = subprocess.Popen(
             [*cmd, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
-    server = RunningServer(process, rtmp_port, http_port, log_path)
+    server = RunningServer(process, rtmp_port, http_port, log_path, rtsp_port)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -91,6 +101,20 @@ def start_server(tmp_path: Path, extra_config: str = "", rtmp_options: str = "")
         time.sleep(0.1)
     process.kill()
     raise AssertionError(f"server did not start:\n{server.log()}")
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1 (TLS listeners in tests)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def stop_server(server: RunningServer) -> None:
@@ -108,10 +132,10 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """Start real servers with extra config; at teardown each must exit cleanly, without a traceback."""
     started: list[RunningServer] = []
 
-    def make(extra_config: str = "", rtmp_options: str = "") -> RunningServer:
+    def make(extra_config: str = "", rtmp_options: str = "", rtsp_options: str = "") -> RunningServer:
         folder = tmp_path / f"server{len(started)}"
         folder.mkdir()
-        srv = start_server(folder, extra_config, rtmp_options)
+        srv = start_server(folder, extra_config, rtmp_options, rtsp_options)
         started.append(srv)
         return srv
 
@@ -128,7 +152,12 @@ def server(make_server: Callable[..., RunningServer]) -> RunningServer:
 
 
 def ffmpeg_publish_cmd(
-    url: str, seconds: float, size: str = "320x240", rate: int = 25, extra: tuple[str, ...] = ()
+    url: str,
+    seconds: float,
+    size: str = "320x240",
+    rate: int = 25,
+    extra: tuple[str, ...] = (),
+    muxer: tuple[str, ...] = ("-f", "flv"),
 ) -> list[str]:
     """A real-time H.264 + AAC test publisher (1 s GOP), as a user would run ffmpeg."""
     assert FFMPEG is not None
@@ -139,7 +168,7 @@ def ffmpeg_publish_cmd(
         "-t", str(seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(rate), "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "64k", *extra,
-        "-f", "flv", url,
+        *muxer, url,
     ]  # fmt: skip
 
 
@@ -212,9 +241,8 @@ async def publishing(
     server: RunningServer, path: str, seconds: float = 30, **options: Any
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """An ffmpeg test publisher on ``path``, already live (listed by the API) inside the block."""
-    proc = await asyncio.create_subprocess_exec(
-        *ffmpeg_publish_cmd(f"{server.rtmp}/{path}", seconds, **options)
-    )
+    url = options.pop("url", f"{server.rtmp}/{path}")
+    proc = await asyncio.create_subprocess_exec(*ffmpeg_publish_cmd(url, seconds, **options))
     try:
         await asyncio.to_thread(server.wait_for_path, path)
         yield proc

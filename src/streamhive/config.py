@@ -77,6 +77,38 @@ class HttpConfig(_Model):
     _listen = field_validator("listen")(_check_listen)
 
 
+class RtspsConfig(_Model):
+    listen: str = Field(":8322", description="Address of the RTSPS (RTSP over TLS, TCP transport) listener.")
+    cert: str = Field(description="PEM certificate chain file.")
+    key: str = Field(description="PEM private key file.")
+
+    _listen = field_validator("listen")(_check_listen)
+
+
+class RtspConfig(_Model):
+    enabled: bool = Field(True, description="Serve RTSP publishers (ANNOUNCE/RECORD) and players.")
+    listen: str = Field(":8554", description="RTSP listen address, HOST:PORT (TCP).")
+    udp: bool = Field(
+        True, description="Offer RTP over UDP (on rtp_port/rtcp_port) besides TCP-interleaved RTP."
+    )
+    rtp_port: int = Field(8000, ge=0, le=65535, description="UDP port for RTP of every RTSP session.")
+    rtcp_port: int = Field(8001, ge=0, le=65535, description="UDP port for RTCP of every RTSP session.")
+    session_timeout: float = Field(
+        60.0, gt=0, description="Seconds a UDP session lives without requests, RTP or RTCP from its client."
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, description="Seconds a new connection has to send its first request."
+    )
+    max_request_bytes: int = Field(
+        16384, ge=1024, description="Largest request head (request line and headers) accepted."
+    )
+    mtu: int = Field(1400, ge=576, le=9000, description="Largest RTP packet sent to readers.")
+    realm: str = Field("streamhive", description="Realm of Basic/Digest challenges.")
+    rtsps: RtspsConfig | None = Field(None, description="Optional RTSPS listener (TLS); off when absent.")
+
+    _listen = field_validator("listen")(_check_listen)
+
+
 class ReservedListener(_Model):
     """Listeners of protocols that later releases serve; the key is accepted so configs stay stable."""
 
@@ -144,6 +176,29 @@ class PathConfig(_Model):
     hls_idle_timeout: float = Field(
         60.0, gt=0, description="Seconds without an HLS/DASH request before on-demand muxing stops."
     )
+    source: str | None = Field(
+        None,
+        description=(
+            "Pull the path from another server instead of waiting for a publisher: rtsp://, rtsps:// "
+            "(user:password@ in the URL for cameras that ask) or rtmp://. Exact path names only."
+        ),
+    )
+    source_protocol: Literal["auto", "udp", "tcp"] = Field(
+        "auto",
+        description="RTP transport for rtsp:// sources; auto tries UDP and falls back to TCP when nothing arrives.",
+    )
+    source_on_demand: bool = Field(
+        False, description="Connect to the source only while someone reads the path (else always)."
+    )
+    source_on_demand_start_timeout: float = Field(
+        10.0, gt=0, description="Seconds a reader waits for an on-demand source to deliver its tracks."
+    )
+    source_on_demand_close_after: float = Field(
+        10.0, gt=0, description="Seconds without readers before an on-demand source is disconnected."
+    )
+    source_grace: float = Field(
+        10.0, ge=0, description="Seconds readers stay attached while a lost source reconnects."
+    )
 
 
 #: The same keys as PathConfig, each optional: what one `paths:` entry may override.
@@ -166,6 +221,7 @@ def _check_path_key(key: str) -> str:
     return key
 
 
+SOURCE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps")
 PathKey = Annotated[str, Field(min_length=1)]
 
 
@@ -176,7 +232,7 @@ class Config(_Model):
     )
     rtmp: RtmpConfig = Field(default_factory=RtmpConfig)  # type: ignore[arg-type]
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
-    rtsp: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8554"))
+    rtsp: RtspConfig = Field(default_factory=RtspConfig)  # type: ignore[arg-type]
     webrtc: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8189"))
     srt: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8890"))
     path_defaults: PathConfig = Field(default_factory=PathConfig)  # type: ignore[arg-type]
@@ -197,9 +253,28 @@ class Config(_Model):
     @field_validator("paths")
     @classmethod
     def _check_paths(cls, paths: dict[str, Any]) -> dict[str, Any]:
-        for key in paths:
+        for key, value in paths.items():
             _check_path_key(key)
+            source = getattr(value, "source", None)
+            if source is None:
+                continue
+            if key.startswith("~"):
+                raise ValueError(f"path {key!r}: a source needs an exact path name, not a pattern")
+            from .hub.paths import validate_path  # here: the hub package imports this module
+
+            validate_path(key)
+            if source.split("://", 1)[0].lower() not in SOURCE_SCHEMES or "://" not in source:
+                raise ValueError(
+                    f"path {key!r}: source must start with one of {', '.join(SOURCE_SCHEMES)}://"
+                )
         return paths
+
+    @field_validator("path_defaults")
+    @classmethod
+    def _no_default_source(cls, defaults: PathConfig) -> PathConfig:
+        if defaults.source is not None:
+            raise ValueError("path_defaults cannot have a source: give it to an exact path under paths:")
+        return defaults
 
     def path_config(self, path: str) -> PathConfig:
         """The settings for one path: an exact key, else the first matching `~regex`, else defaults."""

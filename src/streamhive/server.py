@@ -24,6 +24,8 @@ from .hub.hub import EventCallback
 from .servers.hls import HlsService
 from .servers.http import build_app
 from .servers.rtmp import RtmpSession
+from .servers.rtsp import RtspService
+from .sources.manager import SourceManager
 
 log = logging.getLogger("streamhive")
 
@@ -74,6 +76,8 @@ class Server:
         self.hub = Hub(self.config, self.auth)
         self.metrics_registry = make_registry(self)
         self.hls = HlsService(self)
+        self.rtsp = RtspService(self)
+        self.sources = SourceManager(self)
         self._servers: list[asyncio.AbstractServer] = []
         self._runner: web.AppRunner | None = None
         #: Bound addresses by listener name ("rtmp", "rtmps", "http"), real ports when 0 was asked.
@@ -96,6 +100,10 @@ class Server:
         return self.addresses.get("rtmp", ("", parse_listen(self.config.rtmp.listen)[1]))[1]
 
     @property
+    def rtsp_port(self) -> int:
+        return self.addresses.get("rtsp", ("", parse_listen(self.config.rtsp.listen)[1]))[1]
+
+    @property
     def http_port(self) -> int:
         return self.addresses.get("http", ("", parse_listen(self.config.http.listen)[1]))[1]
 
@@ -116,6 +124,11 @@ class Server:
                         lambda: RtmpSession(self, "rtmps"), host, port, ssl=context, reuse_address=True
                     )
                     self._register("rtmps", srv)
+            if cfg.rtsp.enabled:
+                servers = await self.rtsp.start()
+                self._register("rtsp", servers[0])
+                if len(servers) > 1:
+                    self._register("rtsps", servers[1])
             if cfg.http.enabled:
                 self.hls.start()
                 self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
@@ -126,6 +139,7 @@ class Server:
                 server = site._server
                 assert server is not None
                 self._register("http", server)  # type: ignore[arg-type]
+            self.sources.start()
         except BaseException:
             await self.stop()
             raise
@@ -143,6 +157,10 @@ class Server:
             out.append(f"RTMP publish/play   rtmp://{host}:{self.rtmp_port}/live/STREAM")
         if "rtmps" in self.addresses:
             out.append(f"RTMPS publish/play  rtmps://{host}:{self.addresses['rtmps'][1]}/live/STREAM")
+        if "rtsp" in self.addresses:
+            out.append(f"RTSP publish/play   rtsp://{host}:{self.rtsp_port}/live/STREAM")
+        if "rtsps" in self.addresses:
+            out.append(f"RTSPS publish/play  rtsps://{host}:{self.addresses['rtsps'][1]}/live/STREAM")
         if "http" in self.addresses:
             base = f"http://{host}:{self.http_port}"
             out += [
@@ -158,6 +176,8 @@ class Server:
         """Close listeners, end every stream (readers are told), close sessions."""
         for srv in self._servers:
             srv.close()
+        await self.sources.stop()
+        self.rtsp.stop()
         await self.hls.stop()
         for stream in list(self.hub.streams.values()):
             stream.end("server shutting down")

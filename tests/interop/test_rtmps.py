@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from tests.conftest import (
     needs_ffmpeg,
     probe,
     record,
+    self_signed_cert,
     terminate,
 )
 
@@ -25,15 +24,7 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
 @pytest.fixture
 def tls_server(tmp_path: Path, make_server: Callable[..., RunningServer]) -> tuple[RunningServer, int]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl CLI not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_cert(tmp_path)
     port = free_port()
     options = f"  rtmps:\n    listen: '127.0.0.1:{port}'\n    cert: '{cert}'\n    key: '{key}'\n"
     return make_server(rtmp_options=options), port

@@ -6,6 +6,7 @@ added by registering checks, never by touching the protocols.
 
 from __future__ import annotations
 
+import hmac
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,17 @@ class AuthRequest:
     user: str | None = None
     password: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: For credentials whose password never travels in clear (RTSP Digest): tells whether a
+    #: candidate password produces what the client sent.
+    verifier: Callable[[str], bool] | None = field(default=None, compare=False)
+
+    def password_matches(self, expected: str) -> bool:
+        """Whether the client proved it knows ``expected`` (Basic, query or Digest alike)."""
+        if self.verifier is not None:
+            return self.verifier(expected)
+        if self.password is None:
+            return False
+        return hmac.compare_digest(self.password.encode(), expected.encode())
 
 
 class Unauthorized(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..auth import Authorizer, AuthRequest
@@ -48,6 +48,8 @@ class Hub:
         self.stats = Stats()
         self._listeners: dict[str, list[EventCallback]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Starts the pulled source of a path that has one and waits until it is live (or None).
+        self.on_demand: Callable[[str], Awaitable[Stream | None]] | None = None
 
     def now(self) -> float:
         if self._loop is None:
@@ -99,14 +101,30 @@ class Hub:
         session.log_end()
 
     # -- publish and read -------------------------------------------------------------------
-    async def _authorize(
-        self, path: str, session: Session, action: str, user: str | None, password: str | None
+    async def authorize(
+        self,
+        path: str,
+        session: Session,
+        action: str,
+        user: str | None = None,
+        password: str | None = None,
+        verifier: Callable[[str], bool] | None = None,
     ) -> str:
+        """The validated path if ``session`` may do ``action`` on it, else raise Refused."""
         try:
             path = validate_path(path)
         except ValueError as exc:
             raise Refused("bad_path", str(exc)) from None
-        request = AuthRequest(path, action, session.protocol, session.remote, session.query, user, password)  # type: ignore[arg-type]
+        request = AuthRequest(
+            path,
+            action,
+            session.protocol,
+            session.remote,
+            session.query,
+            user,
+            password,
+            verifier=verifier,  # type: ignore[arg-type]
+        )
         try:
             await self.auth.check(request)
         except Exception as exc:
@@ -114,10 +132,23 @@ class Hub:
         return path
 
     async def publish(
-        self, path: str, session: Session, user: str | None = None, password: str | None = None
+        self,
+        path: str,
+        session: Session,
+        user: str | None = None,
+        password: str | None = None,
+        verifier: Callable[[str], bool] | None = None,
+        *,
+        trusted: bool = False,
     ) -> Stream:
-        """Make ``session`` the publisher of ``path`` or raise Refused."""
-        path = await self._authorize(path, session, "publish", user, password)
+        """Make ``session`` the publisher of ``path`` or raise Refused.
+
+        ``trusted`` skips authorization: the server's own pulled sources, configured by the operator.
+        """
+        if trusted:
+            path = validate_path(path)
+        else:
+            path = await self.authorize(path, session, "publish", user, password, verifier)
         stream = self.streams.get(path)
         if stream is not None and stream.publisher is not None:
             if not stream.config.takeover:
@@ -142,26 +173,42 @@ class Hub:
         self.emit("publish", path, session)
         return stream
 
-    def unpublish(self, stream: Stream, session: Session) -> None:
+    def unpublish(self, stream: Stream, session: Session, grace: float | None = None) -> None:
+        """``session`` stopped publishing; readers wait ``grace`` (default: the path's) for a return."""
         if stream.publisher is session:
-            stream.publisher_left()
+            stream.publisher_left(grace)
             self.emit("unpublish", stream.path, session)
 
     async def find_readable(
-        self, path: str, session: Session, user: str | None = None, password: str | None = None
+        self,
+        path: str,
+        session: Session,
+        user: str | None = None,
+        password: str | None = None,
+        verifier: Callable[[str], bool] | None = None,
     ) -> Stream:
-        """The live Stream at ``path`` if ``session`` may read it, else raise Refused."""
-        path = await self._authorize(path, session, "read", user, password)
+        """The live Stream at ``path`` if ``session`` may read it, else raise Refused.
+
+        A path with an on-demand source is started here and waited for.
+        """
+        path = await self.authorize(path, session, "read", user, password, verifier)
         stream = self.streams.get(path)
+        if (stream is None or stream.ended) and self.on_demand is not None:
+            stream = await self.on_demand(path)
         if stream is None or stream.ended:
             raise Refused("not_found", f"stream {path!r} not found: nothing is published there")
         return stream
 
     async def read(
-        self, path: str, session: Session, user: str | None = None, password: str | None = None
+        self,
+        path: str,
+        session: Session,
+        user: str | None = None,
+        password: str | None = None,
+        verifier: Callable[[str], bool] | None = None,
     ) -> Stream:
         """Attach ``session`` as a reader of ``path`` (checks auth, existence and max_readers)."""
-        stream = await self.find_readable(path, session, user, password)
+        stream = await self.find_readable(path, session, user, password, verifier)
         path = stream.path
         limit = stream.config.max_readers
         if limit and stream.reader_count() >= limit:

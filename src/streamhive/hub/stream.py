@@ -417,10 +417,11 @@ class Stream:
             self._sinks.discard(queue)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def publisher_left(self) -> None:
-        """The publisher went away: end now, or wait ``publisher_grace`` for it to come back."""
+    def publisher_left(self, grace: float | None = None) -> None:
+        """The publisher went away: end now, or wait ``grace`` (``publisher_grace``) for it to come back."""
         self.publisher = None
-        grace = self.config.publisher_grace
+        if grace is None:
+            grace = self.config.publisher_grace
         if grace > 0 and not self.ended:
             self._grace = asyncio.get_running_loop().call_later(grace, self.end, "publisher left")
             self._rebase = True

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..formats import flv
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
 from ..protocols.rtmp import connection as rc
 from ..protocols.rtmp.errors import RtmpError
 from ..protocols.rtmp.mux import RtmpMuxer
+from .flv_ingest import FlvIngest
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -61,8 +61,7 @@ class RtmpSession(asyncio.Protocol):
         self.publish_id: int | None = None
         self.reader: Reader | None = None
         self.play_id: int | None = None
-        self.indexes: dict[str, int] = {}
-        self.length_size = 4
+        self.ingest: FlvIngest | None = None
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +106,7 @@ class RtmpSession(asyncio.Protocol):
     # -- events from the core -------------------------------------------------------------------
     def _handle(self, event: object) -> None:
         if isinstance(event, rc.MediaReceived):
-            if event.stream_id == self.publish_id and self.stream is not None:
+            if event.stream_id == self.publish_id and self.ingest is not None:
                 self._media(event)
         elif isinstance(event, rc.Connected):
             if self._timer is not None:
@@ -155,6 +154,7 @@ class RtmpSession(asyncio.Protocol):
             self.hub.unpublish(stream, self.session)
             return
         self.stream, self.publish_id = stream, event.stream_id
+        self.ingest = FlvIngest(stream)
         self.conn.accept_publish(event.stream_id)
         self._flush()
 
@@ -195,34 +195,8 @@ class RtmpSession(asyncio.Protocol):
         asyncio.get_running_loop().call_later(0.2, self.close, f"refused: {refused}")
 
     def _media(self, event: rc.MediaReceived) -> None:
-        stream = self.stream
-        assert stream is not None
-        if event.kind == "video":
-            pkt = flv.parse_video_body(event.payload)
-        else:
-            pkt = flv.parse_audio_body(event.payload)
-        if pkt.kind == "config":
-            track = (
-                flv.track_from_video_config(pkt)
-                if event.kind == "video"
-                else flv.track_from_audio_config(pkt)
-            )
-            self.indexes[event.kind] = stream.set_track(track)
-            if event.kind == "video":
-                self.length_size = int(track.extra.get("nal_length_size", 4))  # type: ignore[call-overload]
-            return
-        if pkt.kind != "frame":
-            return
-        index = self.indexes.get(event.kind)
-        if index is None:
-            if pkt.codec != "mp3":
-                return  # a frame before its codec configuration cannot be decoded by anyone
-            index = self.indexes["audio"] = stream.set_track(flv.track_from_mp3(event.payload))
-        if event.kind == "video":
-            frame = flv.frame_from_video(pkt, index, event.timestamp, self.length_size)
-        else:
-            frame = flv.frame_from_audio(pkt, index, event.timestamp)
-        stream.write(frame)
+        assert self.ingest is not None
+        self.ingest.media(event.kind, event.payload, event.timestamp)
 
     # -- output and closing ---------------------------------------------------------------------
     def _flush(self) -> None:
@@ -249,7 +223,7 @@ class RtmpSession(asyncio.Protocol):
     def _stop_publishing(self) -> None:
         if self.stream is not None and self.session is not None and self.publish_id is not None:
             self.hub.unpublish(self.stream, self.session)
-        self.stream, self.publish_id = None, None
+        self.stream, self.publish_id, self.ingest = None, None, None
 
     def close(self, reason: str) -> None:
         """Close this one session with a logged reason; everything else carries on."""

@@ -1,0 +1,156 @@
+"""RTSP with real clients: ffmpeg publishes over RTSP (TCP and UDP) and over RTMP; ffmpeg reads
+back over RTSP (TCP and UDP), RTMP and HTTP-FLV; ffprobe decodes what each player received and
+checks that audio and video start together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FFMPEG, FFPROBE, RunningServer, needs_ffmpeg, probe, publishing, run
+
+pytestmark = [pytest.mark.interop, needs_ffmpeg]
+
+
+async def record_rtsp(url: str, out: Path, seconds: float, transport: str = "tcp") -> None:
+    assert FFMPEG is not None
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-rtsp_transport", transport,
+           "-i", url, "-t", str(seconds), "-c", "copy", str(out)]  # fmt: skip
+    rc, _, err = await run(cmd, 60)
+    assert rc == 0, f"{url} over {transport}: {err}"
+
+
+async def record_any(url: str, out: Path, seconds: float) -> None:
+    assert FFMPEG is not None
+    cmd = [
+        FFMPEG,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        url,
+        "-t",
+        str(seconds),
+        "-c",
+        "copy",
+        str(out),
+    ]
+    rc, _, err = await run(cmd, 60)
+    assert rc == 0, f"{url}: {err}"
+
+
+async def start_times(path: Path) -> dict[str, float]:
+    assert FFPROBE is not None
+    rc, out, err = await run(
+        [FFPROBE, "-v", "error", "-show_entries", "stream=codec_type,start_time", "-of", "json", str(path)]
+    )
+    assert rc == 0, err
+    return {s["codec_type"]: float(s["start_time"]) for s in json.loads(out)["streams"]}
+
+
+async def check_recording(path: Path, min_frames: int = 60) -> None:
+    info = await probe(path)
+    video, audio = info["video"], info["audio"]
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240), info
+    assert int(video["nb_read_frames"]) >= min_frames, info  # type: ignore[arg-type]
+    assert audio["codec_name"] == "aac" and int(audio["sample_rate"]) == 44100, info  # type: ignore[arg-type]
+    assert int(audio["nb_read_frames"]) >= min_frames, info  # type: ignore[arg-type]
+    starts = await start_times(path)
+    assert abs(starts["video"] - starts["audio"]) < 0.1, f"A/V start times {starts} in {path.name}"
+
+
+@pytest.mark.parametrize("publish_transport", ["tcp", "udp"])
+async def test_rtsp_publish_read_everywhere(
+    server: RunningServer, tmp_path: Path, publish_transport: str
+) -> None:
+    url = f"{server.rtsp}/live/cam1"
+    muxer = ("-f", "rtsp", "-rtsp_transport", publish_transport)
+    async with publishing(server, "live/cam1", 20, url=url, muxer=muxer):
+        info = server.api("/api/v1/paths/live/cam1")
+        assert info["publisher"]["protocol"] == "rtsp"  # type: ignore[index]
+        files = {name: tmp_path / f"{name}.mkv" for name in ("rtsp_tcp", "rtsp_udp", "rtmp", "httpflv")}
+        await asyncio.gather(
+            record_rtsp(url, files["rtsp_tcp"], 4, "tcp"),
+            record_rtsp(url, files["rtsp_udp"], 4, "udp"),
+            record_any(f"{server.rtmp}/live/cam1", files["rtmp"], 4),
+            record_any(f"{server.http}/live/cam1.flv", files["httpflv"], 4),
+        )
+    for path in files.values():
+        await check_recording(path)
+
+
+async def test_rtmp_publish_rtsp_read(server: RunningServer, tmp_path: Path) -> None:
+    async with publishing(server, "live/cam2", 20):
+        files = {t: tmp_path / f"{t}.mkv" for t in ("tcp", "udp")}
+        await asyncio.gather(*(record_rtsp(f"{server.rtsp}/live/cam2", files[t], 4, t) for t in files))
+    for path in files.values():
+        await check_recording(path)
+    assert "Traceback" not in server.log()
+
+
+async def test_rtsp_unknown_path_is_404(server: RunningServer) -> None:
+    assert FFPROBE is not None
+    rc, _, err = await run([FFPROBE, "-v", "error", "-rtsp_transport", "tcp", f"{server.rtsp}/nothing/here"])
+    assert rc != 0 and "404" in err, err
+
+
+async def rtsp_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the RTSP port; everything the server answers until it closes or goes quiet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    out = bytearray()
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), timeout):
+            out += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    writer.close()
+    return bytes(out)
+
+
+async def test_rtsp_bad_input_closes_only_that_session(make_server, tmp_path: Path) -> None:
+    server = make_server(rtsp_options="  request_timeout: 1\n")
+    url = f"{server.rtsp}/live/cam3"
+    port = server.rtsp_port
+    async with publishing(server, "live/cam3", 25, url=url, muxer=("-f", "rtsp", "-rtsp_transport", "tcp")):
+        player = asyncio.ensure_future(record_rtsp(url, tmp_path / "player.mkv", 6, "tcp"))
+        answers = {
+            "no cseq": await rtsp_exchange(port, b"OPTIONS * RTSP/1.0\r\n\r\n", 1),
+            "huge header": await rtsp_exchange(
+                port, b"OPTIONS * RTSP/1.0\r\nX: " + b"a" * 100_000 + b"\r\n\r\n", 2
+            ),
+            "absurd length": await rtsp_exchange(
+                port, b"ANNOUNCE rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999\r\n\r\n", 2
+            ),
+            "bad transport": await rtsp_exchange(
+                port, f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: bogus;;;\r\n\r\n".encode(), 1
+            ),
+            "garbage": await rtsp_exchange(port, bytes(range(256)) * 4, 2),
+            "silent": await rtsp_exchange(port, b"", 3),
+            "unknown channel": await rtsp_exchange(port, b"$\x07\x00\x04abcd", 2),
+            "bad sdp": await rtsp_exchange(
+                port,
+                b"ANNOUNCE rtsp://h/live/x RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\n"
+                b"Content-Length: 12\r\n\r\nm=video x y\n",
+                1,
+            ),
+        }
+        await player
+    assert answers["no cseq"].startswith(b"RTSP/1.0 400"), answers
+    assert answers["huge header"].startswith(b"RTSP/1.0 413") or answers["huge header"].startswith(
+        b"RTSP/1.0 400"
+    )
+    assert answers["absurd length"].startswith((b"RTSP/1.0 413", b"RTSP/1.0 400")), answers
+    assert answers["bad transport"].startswith((b"RTSP/1.0 461", b"RTSP/1.0 400")), answers
+    assert answers["garbage"].startswith(b"RTSP/1.0 400") or answers["garbage"] == b"", answers
+    assert answers["silent"] == b""
+    assert answers["bad sdp"].startswith(b"RTSP/1.0 400"), answers
+    await check_recording(tmp_path / "player.mkv", 100)
+    log = server.log()
+    assert "no request within 1s" in log
+    assert "never set up" in log
+    assert "Traceback" not in log
