@@ -29,6 +29,23 @@ if os.environ.get("CI") and (FFMPEG is None or FFPROBE is None):
     raise RuntimeError("CI must have ffmpeg and ffprobe: run scripts/test.sh")
 
 
+PEERS = Path(__file__).parent / "peers"
+
+
+def _gst_available() -> bool:
+    if not Path("/usr/bin/python3").exists():
+        return False
+    check = [str(PEERS / "gst_rtsp_server.py"), "--check"]
+    return subprocess.run(["/usr/bin/python3", *check], capture_output=True).returncode == 0
+
+
+#: GStreamer (system Python with gi) runs the independent RTSP camera and player in tests/peers.
+needs_gst = pytest.mark.skipif(
+    not os.environ.get("CI") and not _gst_available(),
+    reason="GStreamer's RTSP server is not installed (scripts/test.sh installs it)",
+)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FFMPEG, FFPROBE, RunningServer, needs_ffmpeg, probe, publishing, run
+from tests.conftest import (
+    FFMPEG,
+    FFPROBE,
+    PEERS,
+    RunningServer,
+    needs_ffmpeg,
+    needs_gst,
+    probe,
+    publishing,
+    run,
+)
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
@@ -154,3 +164,20 @@ async def test_rtsp_bad_input_closes_only_that_session(make_server, tmp_path: Pa
     assert "no request within 1s" in log
     assert "never set up" in log
     assert "Traceback" not in log
+
+
+@needs_gst
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+async def test_gstreamer_plays_rtsp(server: RunningServer, transport: str) -> None:
+    """An RTSP player that is not ffmpeg: GStreamer's rtspsrc, depayloading what we send."""
+    async with publishing(server, "live/gst", 20):
+        rc, out, err = await run(
+            ["/usr/bin/python3", str(PEERS / "gst_rtsp_reader.py"), f"{server.rtsp}/live/gst",
+             "--seconds", "4", "--protocols", transport]
+        )  # fmt: skip
+    assert rc == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["errors"] == [], report
+    media = report["media"]
+    assert media["video"]["encoding"] == "H264" and media["video"]["buffers"] >= 80, report
+    assert media["audio"]["encoding"] == "MPEG4-GENERIC" and media["audio"]["buffers"] >= 100, report

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, needs_ffmpeg, probe, publishing, record, terminate, video_dts
+from tests.conftest import (
+    PEERS,
+    free_port,
+    needs_ffmpeg,
+    needs_gst,
+    probe,
+    publishing,
+    record,
+    terminate,
+    video_dts,
+)
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
@@ -46,21 +55,7 @@ async def test_rtmp_source_on_demand(make_server, tmp_path: Path) -> None:
     assert "source relay: starting" in log and "stopping (no readers)" in log
 
 
-GST_PEER = Path(__file__).resolve().parents[1] / "peers" / "gst_rtsp_server.py"
-
-
-def gst_available() -> bool:
-    import subprocess
-
-    if not Path("/usr/bin/python3").exists():
-        return False
-    return subprocess.run(["/usr/bin/python3", str(GST_PEER), "--check"], capture_output=True).returncode == 0
-
-
-needs_gst = pytest.mark.skipif(
-    not os.environ.get("CI") and not gst_available(),
-    reason="GStreamer's RTSP server is not installed (scripts/test.sh installs it)",
-)
+GST_PEER = PEERS / "gst_rtsp_server.py"
 
 
 class Camera:
