@@ -181,3 +181,65 @@ async def test_gstreamer_plays_rtsp(server: RunningServer, transport: str) -> No
     media = report["media"]
     assert media["video"]["encoding"] == "H264" and media["video"]["buffers"] >= 80, report
     assert media["audio"]["encoding"] == "MPEG4-GENERIC" and media["audio"]["buffers"] >= 100, report
+
+
+ANNOUNCE_SDP = (
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=junk\r\nt=0 0\r\n"
+    "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:streamid=0\r\n"
+    "m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n"
+    "a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210\r\n"
+    "a=control:streamid=1\r\n"
+)
+
+
+async def test_rtsp_publisher_sending_garbage_rtp(server: RunningServer, tmp_path: Path) -> None:
+    """A publisher whose RTP is random bytes and mangled headers: dropped packet by packet, the
+    session stays up, nothing reaches readers as a frame, the server logs no traceback."""
+    import random
+
+    rng = random.Random(7)
+    url = f"{server.rtsp}/live/junk"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.rtsp_port)
+
+    async def request(text: str, body: str = "") -> bytes:
+        head = text + (f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n" if body else "")
+        writer.write((head + "\r\n" + body).encode())
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+    assert (await request(f"ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\n", ANNOUNCE_SDP)).startswith(
+        b"RTSP/1.0 200"
+    )
+    session = ""
+    for cseq, (ctl, ch) in enumerate((("streamid=0", 0), ("streamid=1", 2)), start=2):
+        answer = await request(
+            f"SETUP {url}/{ctl} RTSP/1.0\r\nCSeq: {cseq}\r\n"
+            f"Transport: RTP/AVP/TCP;unicast;interleaved={ch}-{ch + 1};mode=record\r\n"
+            + (f"Session: {session}\r\n" if cseq > 2 else "")
+        )
+        assert answer.startswith(b"RTSP/1.0 200"), answer
+        session = next(
+            line.split(b":", 1)[1].split(b";")[0].strip().decode()
+            for line in answer.split(b"\r\n")
+            if line.lower().startswith(b"session:")
+        )
+    assert (await request(f"RECORD {url} RTSP/1.0\r\nCSeq: 9\r\nSession: {session}\r\n")).startswith(
+        b"RTSP/1.0 200"
+    )
+    for seq in range(3000):
+        channel = rng.choice((0, 1, 2, 3))
+        kind = rng.random()
+        if kind < 0.5:  # a valid RTP header over a random payload (FU-A, STAP-A, AU headers...)
+            payload = bytes([0x80, 0x80 | (96 + channel // 2)]) + seq.to_bytes(2, "big") + bytes(8)
+            payload += rng.randbytes(rng.randint(0, 1500))
+        else:  # anything at all
+            payload = rng.randbytes(rng.randint(0, 300))
+        writer.write(b"$" + bytes([channel]) + len(payload).to_bytes(2, "big") + payload)
+        if seq % 100 == 0:
+            await writer.drain()
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    listed = server.api("/api/v1/paths")["items"]  # type: ignore[index]
+    assert [p["name"] for p in listed] == ["live/junk"]  # still publishing
+    writer.close()
+    log = server.log()
+    assert "Traceback" not in log and "dropped malformed RTP" in log, log

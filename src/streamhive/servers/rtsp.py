@@ -331,6 +331,16 @@ class RtspConnection(asyncio.Protocol):
                     exc.status,
                     exc,
                 )
+            except Exception:  # a bug of ours: say so, end this session, keep the server
+                log.exception(
+                    "session %s: %s %s failed",
+                    self.session.id if self.session else "?",
+                    request.method,
+                    request.uri,
+                )
+                self._send(Response(500, _reason(500), headers))
+                self.close("internal error")
+                return
             self._send(response)
             self._after_response(request, response)
 
