@@ -11,8 +11,47 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import parse_qs
 
 Action = Literal["publish", "read", "api"]
+
+
+def ip_of(remote: str) -> str:
+    """The client address without its port ("[::1]:5000" and "10.0.0.1:5000" alike)."""
+    host = remote.rsplit(":", 1)[0] if remote.count(":") == 1 or "]:" in remote else remote
+    return host.strip("[]")
+
+
+#: Query parameters that carry credentials on any URL (HLS keeps them on every URI it lists).
+CREDENTIAL_PARAMS = ("token", "key", "user", "pass", "expires", "sign")
+
+
+@dataclass(slots=True, frozen=True)
+class Credentials:
+    """What a client presented, however its protocol carries it (see ``from_query``)."""
+
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    #: RTSP Digest: whether a candidate password produces the client's answer.
+    verifier: Callable[[str], bool] | None = field(default=None, compare=False)
+    user_agent: str | None = None
+
+    @classmethod
+    def from_query(cls, query: str, base: Credentials | None = None) -> Credentials:
+        """``?token=`` / ``?key=`` (RTMP stream keys) and ``?user=&pass=`` fill what ``base`` lacks."""
+        params = parse_qs(query, keep_blank_values=False) if query else {}
+
+        def first(name: str) -> str | None:
+            values = params.get(name)
+            return values[0] if values else None
+
+        base = base or cls()
+        token = base.token or first("token") or first("key")
+        user, password = base.user, base.password
+        if user is None and base.verifier is None and first("user") is not None:
+            user, password = first("user"), first("pass")
+        return cls(user, password, token, base.verifier, base.user_agent)
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,9 +66,16 @@ class AuthRequest:
     user: str | None = None
     password: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: A bearer token: HTTP ``Authorization: Bearer``, ``?token=`` on any URL, RTMP ``?key=``.
+    token: str | None = None
+    user_agent: str | None = None
     #: For credentials whose password never travels in clear (RTSP Digest): tells whether a
     #: candidate password produces what the client sent.
     verifier: Callable[[str], bool] | None = field(default=None, compare=False)
+
+    @property
+    def ip(self) -> str:
+        return ip_of(self.remote)
 
     def password_matches(self, expected: str) -> bool:
         """Whether the client proved it knows ``expected`` (Basic, query or Digest alike)."""
