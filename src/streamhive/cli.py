@@ -1,4 +1,4 @@
-"""``streamhive serve | config-reference | bench``: the command line."""
+"""``streamhive serve | config-reference | hash-password | sign-url | gen-cert | bench``: the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, load_config, reference_markdown
@@ -65,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     serve_p.add_argument("--config", "-c", help="YAML config file (defaults when absent)")
     sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     sub.add_parser(
+        "hash-password", help="read a password on stdin, print its hash for auth.users[].password_hash"
+    )
+    sign_p = sub.add_parser("sign-url", help="print the ?expires=...&sign=... query of a signed URL")
+    sign_p.add_argument("path", help="path name, e.g. live/cam1")
+    sign_p.add_argument("--secret", required=True, help="auth.signed_urls.secret")
+    sign_p.add_argument("--action", choices=("read", "publish"), default="read")
+    sign_p.add_argument("--expires-in", type=int, default=3600, help="seconds the URL stays valid")
+    cert_p = sub.add_parser("gen-cert", help="write a self-signed cert.pem and key.pem (development)")
+    cert_p.add_argument("folder", nargs="?", default=".")
+    cert_p.add_argument(
+        "--host", action="append", help="host names/addresses (default localhost, 127.0.0.1, ::1)"
+    )
+    sub.add_parser(
         "bench",
         help="load-test a server: bench play URL | publish URL | compare | profile (needs a source checkout)",
         add_help=False,
@@ -72,6 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(args_in)
     if args.command == "config-reference":
         print(reference_markdown())
+        return 0
+    if args.command == "hash-password":
+        from .auth.passwords import hash_password
+
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            print("no password on stdin", file=sys.stderr)
+            return 2
+        print(hash_password(password))
+        return 0
+    if args.command == "sign-url":
+        from .auth.signed import sign_query
+
+        print(sign_query(args.secret, args.action, args.path.strip("/"), int(time.time()) + args.expires_in))
+        return 0
+    if args.command == "gen-cert":
+        from .tls import self_signed_certificate
+
+        hosts = tuple(args.host) if args.host else ("localhost", "127.0.0.1", "::1")
+        cert, key = self_signed_certificate(Path(args.folder), hosts)
+        print(f"{cert}\n{key}")
         return 0
     return _run(serve(args.config))
 

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -37,10 +46,25 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class TlsConfig(_Model):
+    cert: str | None = Field(None, description="PEM certificate chain file.")
+    key: str | None = Field(None, description="PEM private key file.")
+    self_signed: bool = Field(
+        False,
+        description="Generate a self-signed certificate at startup (development and tests) instead of cert/key.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if not self.self_signed and (self.cert is None or self.key is None):
+            raise ValueError("tls needs cert and key, or self_signed: true")
+        return self
+
+
 class RtmpsConfig(_Model):
     listen: str = Field(":1936", description="Address of the RTMPS (RTMP over TLS) listener.")
-    cert: str = Field(description="PEM certificate chain file.")
-    key: str = Field(description="PEM private key file.")
+    cert: str | None = Field(None, description="PEM certificate chain file (default: the top-level tls).")
+    key: str | None = Field(None, description="PEM private key file (default: the top-level tls).")
 
     _listen = field_validator("listen")(_check_listen)
 
@@ -66,9 +90,23 @@ class RtmpConfig(_Model):
     _listen = field_validator("listen")(_check_listen)
 
 
+class HttpsConfig(_Model):
+    listen: str = Field(
+        ":8443", description="Address of the HTTPS (and WSS) listener: the same routes as HTTP."
+    )
+    cert: str | None = Field(None, description="PEM certificate chain file (default: the top-level tls).")
+    key: str | None = Field(None, description="PEM private key file (default: the top-level tls).")
+
+    _listen = field_validator("listen")(_check_listen)
+
+
 class HttpConfig(_Model):
     enabled: bool = Field(True, description="Serve HTTP-FLV, WS-FLV, the API and metrics.")
     listen: str = Field(":8080", description="HTTP listen address, HOST:PORT.")
+    https: HttpsConfig | None = Field(None, description="Optional HTTPS listener; off when absent.")
+    api_rate_limit: float = Field(
+        20.0, ge=0, description="API requests per second per client address (burst of 5x); 0 means no limit."
+    )
     cors_origin: str = Field("*", description="Access-Control-Allow-Origin sent with media responses.")
     max_blocked_requests: int = Field(
         10000, ge=1, description="LL-HLS blocking playlist/part requests waiting at once, all paths together."
@@ -79,8 +117,8 @@ class HttpConfig(_Model):
 
 class RtspsConfig(_Model):
     listen: str = Field(":8322", description="Address of the RTSPS (RTSP over TLS, TCP transport) listener.")
-    cert: str = Field(description="PEM certificate chain file.")
-    key: str = Field(description="PEM private key file.")
+    cert: str | None = Field(None, description="PEM certificate chain file (default: the top-level tls).")
+    key: str | None = Field(None, description="PEM private key file (default: the top-level tls).")
 
     _listen = field_validator("listen")(_check_listen)
 
@@ -115,6 +153,112 @@ class ReservedListener(_Model):
     listen: str = Field(description="Listen address, HOST:PORT (not served yet by this release).")
 
     _listen = field_validator("listen")(_check_listen)
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    from .auth.networks import parse_networks  # here: auth imports this module's models
+
+    parse_networks(value)  # a ValueError names the bad entry
+    return value
+
+
+#: How a request may prove it is allowed; a path lists the ones it accepts (any one suffices).
+AuthMethod = Literal["open", "users", "jwt", "signed_url", "http"]
+Action = Literal["publish", "read", "api"]
+
+
+class UserConfig(_Model):
+    user: str = Field(min_length=1, description="User name.")
+    password: str | None = Field(
+        None, description="Password in clear (needed for RTSP Digest, where the password never travels)."
+    )
+    password_hash: str | None = Field(
+        None, description="Password hash made by `streamhive hash-password` (scrypt); instead of password."
+    )
+    actions: list[Action] = Field(["read"], description="What the user may do: publish, read, api.")
+    paths: list[str] = Field(
+        ["**"], description="Path globs (`live/*` one segment, `cams/**` any depth) or `~regex` (full match)."
+    )
+    ips: list[str] = Field([], description="Client networks (CIDR) the user may come from; empty: anywhere.")
+
+    _ips = field_validator("ips")(lambda value: _check_networks(value))
+
+    @model_validator(mode="after")
+    def _one_password(self) -> UserConfig:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError(f"user {self.user!r} needs exactly one of password and password_hash")
+        return self
+
+
+class JwtConfig(_Model):
+    secret: str | None = Field(None, description="Shared secret for HS256/HS384/HS512 tokens.")
+    public_key: str | None = Field(None, description="PEM public key file for RS256/ES256 tokens.")
+    jwks_url: str | None = Field(
+        None, description="URL of a JWKS document with the signing keys (fetched, cached)."
+    )
+    algorithms: list[str] = Field(
+        [],
+        description="Accepted algorithms; default HS256 with a secret, RS256 and ES256 with keys. Never none.",
+    )
+    audience: str | None = Field(None, description="Required `aud` claim, if set.")
+    issuer: str | None = Field(None, description="Required `iss` claim, if set.")
+    leeway: float = Field(5.0, ge=0, le=300, description="Seconds of clock skew allowed on exp/nbf.")
+    jwks_refresh: float = Field(300.0, gt=0, description="Seconds between JWKS refreshes.")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> JwtConfig:
+        if sum(x is not None for x in (self.secret, self.public_key, self.jwks_url)) != 1:
+            raise ValueError("jwt needs exactly one of secret, public_key and jwks_url")
+        if any(a.lower() == "none" for a in self.algorithms):
+            raise ValueError("jwt algorithm 'none' is never accepted")
+        return self
+
+
+class SignedUrlConfig(_Model):
+    secret: str = Field(min_length=16, description="HMAC-SHA256 secret for `?expires=...&sign=...` URLs.")
+    max_validity: float = Field(
+        7 * 86400, gt=0, description="Refuse signatures whose expiry is further away than this (seconds)."
+    )
+
+
+class HttpAuthConfig(_Model):
+    url: str = Field(description="POST JSON {action, path, protocol, ...} here; any 2xx allows.")
+    timeout: float = Field(3.0, gt=0, le=60, description="Seconds to wait for an answer; a timeout refuses.")
+    cache: float = Field(10.0, ge=0, description="Seconds an answer is reused for the same request fields.")
+
+
+class HooksConfig(_Model):
+    on_publish: str | None = Field(None, description="URL POSTed when a path starts being published.")
+    on_unpublish: str | None = Field(None, description="URL POSTed when a publisher leaves.")
+    on_read: str | None = Field(None, description="URL POSTed when a reader starts.")
+    on_read_end: str | None = Field(None, description="URL POSTed when a reader ends.")
+    timeout: float = Field(5.0, gt=0, description="Seconds per delivery attempt.")
+    retries: int = Field(3, ge=0, le=10, description="Extra attempts after a failed delivery (with backoff).")
+    queue_size: int = Field(
+        1000, ge=1, description="Undelivered events kept; beyond it the oldest are dropped."
+    )
+
+
+class AuthConfig(_Model):
+    users: list[UserConfig] = Field([], description="Internal users (method `users`).")
+    jwt: JwtConfig | None = Field(None, description="JSON Web Tokens (method `jwt`).")
+    signed_urls: SignedUrlConfig | None = Field(None, description="HMAC-signed URLs (method `signed_url`).")
+    http: HttpAuthConfig | None = Field(None, description="An HTTP service that decides (method `http`).")
+    hooks: HooksConfig = Field(default_factory=HooksConfig)  # type: ignore[arg-type]
+    api: list[AuthMethod] = Field(
+        [],
+        description="Methods for the API and metrics; empty: only clients on this machine (loopback) may use them.",
+    )
+    ip_allow: list[str] = Field([], description="If set, only these networks (CIDR) may connect to anything.")
+    ip_deny: list[str] = Field([], description="Networks (CIDR) refused everything.")
+
+    _networks = field_validator("ip_allow", "ip_deny")(lambda value: _check_networks(value))
+    max_failures: int = Field(
+        10,
+        ge=1,
+        description="Failed authentications per client address within a minute before it is blocked.",
+    )
+    block_seconds: float = Field(60.0, gt=0, description="How long a blocked address is refused.")
 
 
 class PathConfig(_Model):
@@ -176,6 +320,22 @@ class PathConfig(_Model):
     hls_idle_timeout: float = Field(
         60.0, gt=0, description="Seconds without an HLS/DASH request before on-demand muxing stops."
     )
+    publish_auth: list[AuthMethod] = Field(
+        ["open"], description="Who may publish: open, users, jwt, signed_url, http (any one suffices)."
+    )
+    read_auth: list[AuthMethod] = Field(
+        ["open"], description="Who may read (play, HLS/DASH, RTSP): the same methods as publish_auth."
+    )
+    max_publish_bitrate: int = Field(
+        0, ge=0, description="Bits per second a publisher may send (averaged over 5 s); 0 means no limit."
+    )
+    hls_encryption: Literal["none", "aes-128"] = Field(
+        "none",
+        description="Encrypt HLS segments with AES-128 (fmp4 and mpegts variants); keys are served under read_auth.",
+    )
+    hls_key_rotation: int = Field(
+        0, ge=0, description="Segments per AES-128 key; 0 keeps one key for as long as the path is published."
+    )
     source: str | None = Field(
         None,
         description=(
@@ -230,6 +390,13 @@ class Config(_Model):
     max_connections: int = Field(
         10000, ge=1, description="Most client connections at once, all protocols together."
     )
+    max_connections_per_ip: int = Field(
+        0, ge=0, description="Most connections from one client address at once; 0 means no limit."
+    )
+    tls: TlsConfig | None = Field(
+        None, description="Certificate for every TLS listener (HTTPS, RTMPS, RTSPS) that has none of its own."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig)  # type: ignore[arg-type]
     rtmp: RtmpConfig = Field(default_factory=RtmpConfig)  # type: ignore[arg-type]
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     rtsp: RtspConfig = Field(default_factory=RtspConfig)  # type: ignore[arg-type]
@@ -268,6 +435,43 @@ class Config(_Model):
                     f"path {key!r}: source must start with one of {', '.join(SOURCE_SCHEMES)}://"
                 )
         return paths
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        """Auth methods and TLS listeners must have what they need configured."""
+        auth = self.auth
+        configured = {
+            "open": True,
+            "users": bool(auth.users),
+            "jwt": auth.jwt is not None,
+            "signed_url": auth.signed_urls is not None,
+            "http": auth.http is not None,
+        }
+        where: list[tuple[str, list[str]]] = [("auth.api", list(auth.api))]
+        for prefix, model in [
+            ("path_defaults", self.path_defaults),
+            *((f"paths.{k}", v) for k, v in self.paths.items()),
+        ]:
+            for key in ("publish_auth", "read_auth"):
+                methods = getattr(model, key, None) if model is not None else None
+                if methods:
+                    where.append((f"{prefix}.{key}", methods))
+        for name, methods in where:
+            for method in methods:
+                if not configured[method]:
+                    section = {"users": "auth.users", "signed_url": "auth.signed_urls"}.get(
+                        method, f"auth.{method}"
+                    )
+                    raise ValueError(f"{name} uses {method!r} but {section} is not configured")
+        listeners = [
+            ("rtmp.rtmps", self.rtmp.rtmps),
+            ("rtsp.rtsps", self.rtsp.rtsps),
+            ("http.https", self.http.https),
+        ]
+        for name, listener in listeners:
+            if listener is not None and (listener.cert is None or listener.key is None) and self.tls is None:
+                raise ValueError(f"{name} needs cert and key, or a top-level tls section")
+        return self
 
     @field_validator("path_defaults")
     @classmethod
@@ -369,15 +573,25 @@ def reference_markdown() -> str:
         lines.append("")
 
     section("top level", Config, "")
+    section("tls", TlsConfig, "tls.")
+    section("auth", AuthConfig, "auth.")
+    section("auth.users[]", UserConfig, "auth.users[].")
+    section("auth.jwt", JwtConfig, "auth.jwt.")
+    section("auth.signed_urls", SignedUrlConfig, "auth.signed_urls.")
+    section("auth.http", HttpAuthConfig, "auth.http.")
+    section("auth.hooks", HooksConfig, "auth.hooks.")
     section("rtmp", RtmpConfig, "rtmp.")
     section("rtmp.rtmps", RtmpsConfig, "rtmp.rtmps.")
+    section("rtsp", RtspConfig, "rtsp.")
+    section("rtsp.rtsps", RtspsConfig, "rtsp.rtsps.")
     section("http", HttpConfig, "http.")
+    section("http.https", HttpsConfig, "http.https.")
     lines.extend(
         [
-            "## `rtsp`, `webrtc`, `srt`",
+            "## `webrtc`, `srt`",
             "",
-            "Each takes `listen` (defaults `:8554`, `:8189`, `:8890`). The keys are reserved so that",
-            "configs stay valid as these protocols land; this release does not open these ports.",
+            "Each takes `listen` (defaults `:8189`, `:8890`). The keys are reserved so that configs",
+            "stay valid as these protocols land; this release does not open these ports.",
             "",
         ]
     )

@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from .api.metrics import make_registry
 from .auth import Authorizer, Check
+from .auth.hooks import EventHooks
 from .config import Config, parse_listen
 from .hub import Frame, Hub, Stream, validate_path
 from .hub.hub import EventCallback
+from .hub.session import Session
 from .servers.hls import HlsService
 from .servers.http import build_app
 from .servers.rtmp import RtmpSession
 from .servers.rtsp import RtspService
 from .sources.manager import SourceManager
+from .tls import server_context
 
 log = logging.getLogger("streamhive")
 
@@ -77,6 +80,9 @@ class Server:
         self.metrics_registry = make_registry(self)
         self.hls = HlsService(self)
         self.rtsp = RtspService(self)
+        self.hooks = EventHooks(self.config.auth.hooks)
+        for event in ("publish", "unpublish", "read", "read_end"):
+            self.hub.on(event, self._hook(event))
         self.sources = SourceManager(self)
         self._servers: list[asyncio.AbstractServer] = []
         self._runner: web.AppRunner | None = None
@@ -107,8 +113,31 @@ class Server:
     def http_port(self) -> int:
         return self.addresses.get("http", ("", parse_listen(self.config.http.listen)[1]))[1]
 
+    def _hook(self, event: str) -> Callable[[str, Session], None]:
+        """Hand a hub event to the HTTP hooks (queued: delivery never holds up media)."""
+
+        def deliver(path: str, session: Session) -> None:
+            if getattr(self.config.auth.hooks, f"on_{event}") is None:
+                return
+            self.hooks.emit(
+                f"on_{event}",
+                {
+                    "path": path,
+                    "session": session.id,
+                    "protocol": session.protocol,
+                    "remote": session.remote,
+                    "query": session.query,
+                    "bytes_in": session.bytes_in,
+                    "bytes_out": session.bytes_out,
+                    "duration": round(time.monotonic() - session.started_mono, 3),
+                },
+            )
+
+        return deliver
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self.hooks.start()
         loop = asyncio.get_running_loop()
         cfg = self.config
         try:
@@ -117,8 +146,7 @@ class Server:
                 srv = await loop.create_server(lambda: RtmpSession(self), host, port, reuse_address=True)
                 self._register("rtmp", srv)
                 if cfg.rtmp.rtmps is not None:
-                    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                    context.load_cert_chain(cfg.rtmp.rtmps.cert, cfg.rtmp.rtmps.key)
+                    context = server_context(cfg, cfg.rtmp.rtmps.cert, cfg.rtmp.rtmps.key)
                     host, port = parse_listen(cfg.rtmp.rtmps.listen)
                     srv = await loop.create_server(
                         lambda: RtmpSession(self, "rtmps"), host, port, ssl=context, reuse_address=True
@@ -139,6 +167,13 @@ class Server:
                 server = site._server
                 assert server is not None
                 self._register("http", server)  # type: ignore[arg-type]
+                if cfg.http.https is not None:
+                    context = server_context(cfg, cfg.http.https.cert, cfg.http.https.key)
+                    host, port = parse_listen(cfg.http.https.listen)
+                    site = web.TCPSite(self._runner, host, port, ssl_context=context, reuse_address=True)
+                    await site.start()
+                    assert site._server is not None
+                    self._register("https", site._server)  # type: ignore[arg-type]
             self.sources.start()
         except BaseException:
             await self.stop()
@@ -165,6 +200,11 @@ class Server:
             base = f"http://{host}:{self.http_port}"
             out += [
                 f"HTTP-FLV / WS-FLV   {base}/live/STREAM.flv",
+                *(
+                    [f"HTTPS / WSS        https://{host}:{self.addresses['https'][1]}/"]
+                    if "https" in self.addresses
+                    else []
+                ),
                 f"HLS / LL-HLS        {base}/live/STREAM/index.m3u8",
                 f"DASH                {base}/live/STREAM/index.mpd",
                 f"API                 {base}/api/v1/paths",
@@ -177,6 +217,8 @@ class Server:
         for srv in self._servers:
             srv.close()
         await self.sources.stop()
+        await self.hooks.stop()
+        await self.hub.access.close()
         self.rtsp.stop()
         await self.hls.stop()
         for stream in list(self.hub.streams.values()):

@@ -51,11 +51,28 @@ class HubCollector:
             ("streamhive_sessions_accepted", "Sessions accepted since start", stats.sessions_total),
             (
                 "streamhive_refused_connections",
-                "Connections refused at max_connections",
+                "Connections refused at max_connections or max_connections_per_ip",
                 stats.refused_connections,
             ),
         ):
             metric = CounterMetricFamily(name, doc)
+            metric.add_metric([], value)
+            yield metric
+        refused = CounterMetricFamily(
+            "streamhive_refused_requests",
+            "Publish, read and API requests refused, by reason (unauthorized, forbidden, rate_limited, bitrate...)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.refused_requests.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        hooks = self.server.hooks
+        for name, value in (
+            ("delivered", hooks.delivered),
+            ("failed", hooks.failed),
+            ("dropped", hooks.dropped),
+        ):
+            metric = CounterMetricFamily(f"streamhive_hook_events_{name}", f"Event hook deliveries {name}")
             metric.add_metric([], value)
             yield metric
         readers = GaugeMetricFamily("streamhive_readers", "Readers per path", labels=["path"])

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..auth import AuthRequest, Credentials
+from ..auth.limits import RateLimiter
+from ..hub import Refused
+from ..servers.http_auth import credentials_of, refusal, remote_of
 from .metrics import render_metrics
 
 if TYPE_CHECKING:
@@ -16,6 +23,66 @@ def describe(server: Server, stream: Any) -> dict[str, Any]:
     data: dict[str, Any] = stream.describe()
     data["hls_viewers"] = server.hls.viewers(stream.path)
     return data
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Public even when the API is protected: DASH players sync their clocks to it.
+PUBLIC = ("/api/v1/time",)
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def guard(key: web.AppKey[Server]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Rate limits and credentials for the API, metrics and console (like MediaMTX).
+
+    With no ``auth.api`` methods configured only this machine may use them; with methods, every
+    request must pass them (Basic user or Bearer token), wherever it comes from.
+    """
+    limiters: dict[int, RateLimiter] = {}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not (path == "/" or path == "/metrics" or path.startswith("/api/")) or path in PUBLIC:
+            return await handler(request)
+        server = request.app[key]
+        remote = remote_of(request)
+        request_ = AuthRequest("api", "api", "http", remote, request.query_string)
+        rate = server.config.http.api_rate_limit
+        if rate:
+            limiter = limiters.setdefault(id(server), RateLimiter(rate, rate * 5, time.monotonic))
+            if not limiter.allow(request_.ip):
+                server.hub.stats.refused_requests["rate_limited"] = (
+                    server.hub.stats.refused_requests.get("rate_limited", 0) + 1
+                )
+                return web.json_response(
+                    {"error": "too many API requests"}, status=429, headers={"Retry-After": "1"}
+                )
+        if not server.config.auth.api:
+            if _is_loopback(request_.ip):
+                return await handler(request)
+            return web.json_response(
+                {"error": "the API answers only this machine unless auth.api is configured"}, status=403
+            )
+        creds = Credentials.from_query(request.query_string, credentials_of(request))
+        check = AuthRequest(
+            "api", "api", "http", remote, request.query_string, creds.user, creds.password,
+            token=creds.token, user_agent=creds.user_agent,
+        )  # fmt: skip
+        try:
+            await server.hub.check(check)
+        except Refused as refused:
+            return refusal(refused)
+        return await handler(request)
+
+    return middleware
 
 
 def add_routes(app: web.Application, key: web.AppKey[Server]) -> None:

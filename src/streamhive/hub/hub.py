@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..auth import Authorizer, AuthRequest
+from ..auth import Action, Authorizer, AuthRequest, Credentials, ip_of
+from ..auth.access import AccessControl, AccessDenied
+from ..auth.limits import LogOnce
 from ..config import Config
 from .paths import validate_path
 from .session import Session
@@ -37,6 +40,8 @@ class Stats:
     slow_readers_disconnected: int = 0
     sessions_total: int = 0
     refused_connections: int = 0
+    #: Refused publish/read/API requests by reason code ("unauthorized", "forbidden"...).
+    refused_requests: dict[str, int] = field(default_factory=dict)
 
 
 class Hub:
@@ -46,6 +51,9 @@ class Hub:
         self.streams: dict[str, Stream] = {}
         self.sessions: dict[str, Session] = {}
         self.stats = Stats()
+        self.access = AccessControl(config.auth)
+        self.log_once = LogOnce(60.0, time.monotonic)
+        self._per_ip: dict[str, int] = {}
         self._listeners: dict[str, list[EventCallback]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Starts the pulled source of a path that has one and waits until it is live (or None).
@@ -79,23 +87,32 @@ class Hub:
 
     # -- sessions ---------------------------------------------------------------------------
     def add_session(self, session: Session) -> bool:
-        """Register a new connection; False when ``max_connections`` is reached."""
+        """Register a new connection; False when ``max_connections`` (overall or per IP) is reached."""
+        ip = ip_of(session.remote)
+        per_ip = self.config.max_connections_per_ip
         if len(self.sessions) >= self.config.max_connections:
-            self.stats.refused_connections += 1
-            log.warning(
-                "refused connection from %s (%s): max_connections=%d reached",
-                session.remote,
-                session.protocol,
-                self.config.max_connections,
-            )
-            return False
-        self.sessions[session.id] = session
-        self.stats.sessions_total += 1
-        return True
+            why = f"max_connections={self.config.max_connections} reached"
+        elif per_ip and self._per_ip.get(ip, 0) >= per_ip:
+            why = f"max_connections_per_ip={per_ip} reached"
+        else:
+            self.sessions[session.id] = session
+            self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+            self.stats.sessions_total += 1
+            return True
+        self.stats.refused_connections += 1
+        if self.log_once.should_log(f"conn:{ip}"):
+            log.warning("refused connection from %s (%s): %s", session.remote, session.protocol, why)
+        return False
 
     def remove_session(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
+        ip = ip_of(session.remote)
+        left = self._per_ip.get(ip, 1) - 1
+        if left > 0:
+            self._per_ip[ip] = left
+        else:
+            self._per_ip.pop(ip, None)
         self.stats.bytes_in_closed += session.bytes_in
         self.stats.bytes_out_closed += session.bytes_out
         session.log_end()
@@ -105,39 +122,72 @@ class Hub:
         self,
         path: str,
         session: Session,
-        action: str,
-        user: str | None = None,
-        password: str | None = None,
-        verifier: Callable[[str], bool] | None = None,
+        action: Action,
+        credentials: Credentials | None = None,
     ) -> str:
-        """The validated path if ``session`` may do ``action`` on it, else raise Refused."""
+        """The validated path if ``session`` may do ``action`` on it, else raise Refused.
+
+        Credentials come from the protocol and from the session's query (``?token=``...).
+        """
         try:
             path = validate_path(path)
         except ValueError as exc:
             raise Refused("bad_path", str(exc)) from None
+        creds = Credentials.from_query(session.query, credentials)
         request = AuthRequest(
             path,
             action,
             session.protocol,
             session.remote,
             session.query,
-            user,
-            password,
-            verifier=verifier,  # type: ignore[arg-type]
+            creds.user,
+            creds.password,
+            token=creds.token,
+            user_agent=creds.user_agent,
+            verifier=creds.verifier,
         )
+        await self.check(request)
+        return path
+
+    async def check(self, request: AuthRequest) -> None:
+        """The configured policy for the request's path, then the library's checks; raise Refused."""
+        if self.access is not None:
+            if request.action == "api":
+                methods = list(self.config.auth.api)
+            else:
+                config = self.config.path_config(request.path)
+                methods = list(config.publish_auth if request.action == "publish" else config.read_auth)
+            try:
+                await self.access.check(request, methods)
+            except AccessDenied as denied:
+                self._refusal(request, denied.code, denied.reason)
+                raise Refused(
+                    denied.code, f"{request.action} of {request.path!r} refused: {denied.reason}"
+                ) from None
         try:
             await self.auth.check(request)
         except Exception as exc:
+            self._refusal(request, "unauthorized", str(exc))
             raise Refused("unauthorized", str(exc)) from None
-        return path
+
+    def _refusal(self, request: AuthRequest, code: str, reason: str) -> None:
+        """Count every refusal; log one line per client address and minute at most (no floods)."""
+        self.stats.refused_requests[code] = self.stats.refused_requests.get(code, 0) + 1
+        if self.log_once.should_log(f"auth:{request.ip}"):
+            log.warning(
+                "refused %s of %s from %s (%s): %s",
+                request.action,
+                request.path,
+                request.remote,
+                request.protocol,
+                reason,
+            )
 
     async def publish(
         self,
         path: str,
         session: Session,
-        user: str | None = None,
-        password: str | None = None,
-        verifier: Callable[[str], bool] | None = None,
+        credentials: Credentials | None = None,
         *,
         trusted: bool = False,
     ) -> Stream:
@@ -148,7 +198,7 @@ class Hub:
         if trusted:
             path = validate_path(path)
         else:
-            path = await self.authorize(path, session, "publish", user, password, verifier)
+            path = await self.authorize(path, session, "publish", credentials)
         stream = self.streams.get(path)
         if stream is not None and stream.publisher is not None:
             if not stream.config.takeover:
@@ -183,15 +233,13 @@ class Hub:
         self,
         path: str,
         session: Session,
-        user: str | None = None,
-        password: str | None = None,
-        verifier: Callable[[str], bool] | None = None,
+        credentials: Credentials | None = None,
     ) -> Stream:
         """The live Stream at ``path`` if ``session`` may read it, else raise Refused.
 
         A path with an on-demand source is started here and waited for.
         """
-        path = await self.authorize(path, session, "read", user, password, verifier)
+        path = await self.authorize(path, session, "read", credentials)
         stream = self.streams.get(path)
         if (stream is None or stream.ended) and self.on_demand is not None:
             stream = await self.on_demand(path)
@@ -203,12 +251,10 @@ class Hub:
         self,
         path: str,
         session: Session,
-        user: str | None = None,
-        password: str | None = None,
-        verifier: Callable[[str], bool] | None = None,
+        credentials: Credentials | None = None,
     ) -> Stream:
         """Attach ``session`` as a reader of ``path`` (checks auth, existence and max_readers)."""
-        stream = await self.find_readable(path, session, user, password, verifier)
+        stream = await self.find_readable(path, session, credentials)
         path = stream.path
         limit = stream.config.max_readers
         if limit and stream.reader_count() >= limit:

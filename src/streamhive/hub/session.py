@@ -12,6 +12,13 @@ from typing import Literal
 log = logging.getLogger("streamhive.session")
 
 Role = Literal["publisher", "reader", "idle"]
+
+
+def format_remote(host: str, port: int) -> str:
+    """The form AuthRequest.ip can always split: "10.0.0.1:5000" or "[::1]:5000"."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 _ids = itertools.count(1)
 
 

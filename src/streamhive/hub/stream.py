@@ -294,6 +294,8 @@ class Stream:
             self._last_dts = frame.dts
         size = frame.size
         self.frames_in += 1
+        if self.frames_in & 63 == 0 and self.config.max_publish_bitrate:
+            self._check_bitrate()
         keyframe = frame.keyframe and self._is_key_track(frame)
         starts_gop = keyframe
         config = self.config
@@ -354,6 +356,24 @@ class Stream:
         if dropped:
             self.dropped += dropped
             self.hub.stats.dropped_frames += dropped
+
+    def _check_bitrate(self) -> None:
+        """Disconnect a publisher above ``max_publish_bitrate`` (averaged over at least 2 s)."""
+        limit = self.config.max_publish_bitrate
+        rate = self.bitrate()
+        if rate <= limit or self.hub.now() - self._bitrate_window[0][0] < 2:
+            return
+        publisher = self.publisher
+        if publisher is not None and publisher.kick is not None:
+            self.hub.stats.refused_requests["bitrate"] = self.hub.stats.refused_requests.get("bitrate", 0) + 1
+            log.warning(
+                "path %s: publisher %s sends %.0f bit/s, over max_publish_bitrate=%d",
+                self.path,
+                publisher.id,
+                rate,
+                limit,
+            )
+            publisher.kick(f"publish bitrate {rate:.0f} bit/s over max_publish_bitrate {limit}")
 
     def bitrate(self) -> float:
         """Incoming bits per second over the last few seconds (for the API)."""

@@ -21,13 +21,13 @@ from ..formats.flvmux import FlvMuxer
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.stream import no_framing
 from .hls import time_handler
+from .http_auth import credentials_of, refusal, remote_of
 
 if TYPE_CHECKING:
     from ..server import Server
 
 log = logging.getLogger("streamhive.http")
 
-REFUSED_STATUS = {"not_found": 404, "unauthorized": 401, "bad_path": 400, "too_many": 503, "busy": 409}
 SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
 
 
@@ -51,11 +51,6 @@ def ws_binary_frame(data: bytes) -> bytes:
 FLV_FORMAT = ("flv", FlvMuxer)
 
 
-def remote_of(request: web.Request) -> str:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return f"{peer[0]}:{peer[1]}" if peer else str(request.remote)
-
-
 async def flv_handler(request: web.Request) -> web.StreamResponse:
     """``GET /{path}.flv``: a never-ending FLV; with ``Upgrade: websocket`` the same bytes as WS-FLV."""
     server = request.app[SERVER_KEY]
@@ -65,11 +60,11 @@ async def flv_handler(request: web.Request) -> web.StreamResponse:
     if not hub.add_session(session):
         return web.json_response({"error": "too many connections"}, status=503)
     try:
-        stream = await hub.read(request.match_info["path"], session)
+        stream = await hub.read(request.match_info["path"], session, credentials_of(request))
     except Refused as refused:
         session.close_reason = f"refused: {refused}"
         hub.remove_session(session)
-        return web.json_response({"error": str(refused)}, status=REFUSED_STATUS.get(refused.code, 400))
+        return refusal(refused)
     log.info(
         "session start id=%s protocol=%s remote=%s path=%s",
         session.id,
@@ -187,7 +182,7 @@ async def index_handler(request: web.Request) -> web.Response:
 
 
 def build_app(server: Server) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[api_routes.guard(SERVER_KEY)])
     app[SERVER_KEY] = server
     app.router.add_get("/", index_handler)
     api_routes.add_routes(app, SERVER_KEY)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
+from ..hub.session import format_remote
 from ..protocols.rtmp import connection as rc
 from ..protocols.rtmp.errors import RtmpError
 from ..protocols.rtmp.mux import RtmpMuxer
@@ -27,11 +28,13 @@ log = logging.getLogger("streamhive.rtmp")
 PUBLISH_CODES = {
     "busy": "NetStream.Publish.BadName",
     "unauthorized": "NetStream.Publish.Unauthorized",
+    "forbidden": "NetStream.Publish.Unauthorized",
     "bad_path": "NetStream.Publish.BadName",
 }
 PLAY_CODES = {
     "not_found": "NetStream.Play.StreamNotFound",
     "unauthorized": "NetStream.Play.Unauthorized",
+    "forbidden": "NetStream.Play.Unauthorized",
     "bad_path": "NetStream.Play.StreamNotFound",
     "too_many": "NetStream.Play.Failed",
 }
@@ -39,7 +42,7 @@ PLAY_CODES = {
 
 def _remote(transport: asyncio.BaseTransport) -> str:
     peer = transport.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if peer else "?"
+    return format_remote(peer[0], peer[1]) if peer else "?"
 
 
 class RtmpSession(asyncio.Protocol):

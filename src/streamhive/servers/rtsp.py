@@ -16,20 +16,22 @@ import contextlib
 import logging
 import os
 import socket
-import ssl
 import struct
 import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from ..auth import Credentials
 from ..formats.rtp.muxer import RtpMuxer, media_sections
 from ..formats.rtp.packet import is_rtcp
 from ..formats.sdp import SdpError, parse_sdp
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
+from ..hub.session import format_remote
 from ..protocols.rtsp.auth import AuthResult, DigestAuthority, basic_challenge, parse_authorization
 from ..protocols.rtsp.headers import Transport, format_session, parse_transports
 from ..protocols.rtsp.message import Headers, Interleaved, Request, Response, RtspError, RtspParser
+from ..tls import server_context
 from .rtp_ingest import RECEIVER_SSRC, IngestMedia, RtpIngest, describe_medias, ingest_medias
 
 if TYPE_CHECKING:
@@ -38,7 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("streamhive.rtsp")
 
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
-REFUSED_STATUS = {"not_found": 404, "unauthorized": 401, "bad_path": 400, "too_many": 453, "busy": 403}
+REFUSED_STATUS = {
+    "not_found": 404,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "bad_path": 400,
+    "too_many": 453,
+    "busy": 403,
+}
 #: Seconds between RTCP receiver reports to a publisher or camera.
 RR_INTERVAL = 5.0
 #: How long DESCRIBE waits for a just-started publisher to announce its tracks.
@@ -137,8 +146,7 @@ class RtspService:
         if cfg.udp:
             await self._bind_udp(host or "0.0.0.0", cfg.rtp_port, cfg.rtcp_port)
         if cfg.rtsps is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(cfg.rtsps.cert, cfg.rtsps.key)
+            context = server_context(self.server.config, cfg.rtsps.cert, cfg.rtsps.key)
             host, port = parse_listen(cfg.rtsps.listen)
             servers.append(
                 await loop.create_server(
@@ -226,13 +234,13 @@ class RtspConnection(asyncio.Protocol):
         self.channels: dict[int, tuple[int, bool]] = {}  # interleaved channel -> (media, is RTCP)
         self.ingest: RtpIngest | None = None
         self.udp_keys: list[tuple[str, int]] = []
-        self.announce_credentials: tuple[str | None, str | None, object] = (None, None, None)
+        self.announce_credentials = Credentials()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.host, port = _remote(transport)
-        self.session = Session(self.protocol_name, f"{self.host}:{port}")
+        self.session = Session(self.protocol_name, format_remote(self.host, port))
         self.session.kick = self.close
         if not self.hub.add_session(self.session):
             self.closed = True
@@ -384,14 +392,15 @@ class RtspConnection(asyncio.Protocol):
         if self.rtsp_id is not None:
             headers.add("Session", format_session(self.rtsp_id, int(self.cfg.session_timeout)))
 
-    def _credentials(self, request: Request) -> tuple[str | None, str | None, object]:
-        """(user, password, verifier) from the Authorization header, Basic or Digest."""
+    def _credentials(self, request: Request) -> Credentials:
+        """What the Authorization header proves, Basic or Digest (``?token=`` joins in the hub)."""
         value = request.headers.get("Authorization")
+        agent = request.headers.get("User-Agent")
         if value is None:
-            return None, None, None
+            return Credentials(user_agent=agent)
         creds = parse_authorization(value)
         if creds.scheme == "basic":
-            return creds.username, creds.password, None
+            return Credentials(creds.username, creds.password, user_agent=agent)
         digest, method = self.service.digest, request.method
         now = time.time()
         age = digest.nonce_age(creds.nonce or "", now)
@@ -401,7 +410,7 @@ class RtspConnection(asyncio.Protocol):
         def verify(password: str) -> bool:
             return digest.verify(creds, password, method, now) is AuthResult.OK
 
-        return creds.username, None, verify
+        return Credentials(creds.username, verifier=verify, user_agent=agent)
 
     def _challenges(self, stale: bool = False) -> list[tuple[str, str]]:
         realm = self.cfg.realm
@@ -419,9 +428,8 @@ class RtspConnection(asyncio.Protocol):
         path, query = _split_uri(request.uri)
         assert self.session is not None
         self.session.query = query
-        user, password, verifier = self._credentials(request)
         try:
-            return await self.hub.find_readable(path, self.session, user, password, verifier)  # type: ignore[arg-type]
+            return await self.hub.find_readable(path, self.session, self._credentials(request))
         except Refused as refused:
             raise self._refused(refused) from None
 
@@ -461,13 +469,13 @@ class RtspConnection(asyncio.Protocol):
         medias = ingest_medias(sdp)
         if not any(medias):
             raise RtspReply(415, "no media in a format this server can take")
-        user, password, verifier = self._credentials(request)
+        credentials = self._credentials(request)
         try:
-            self.path = await self.hub.authorize(path, self.session, "publish", user, password, verifier)  # type: ignore[arg-type]
+            self.path = await self.hub.authorize(path, self.session, "publish", credentials)
         except Refused as refused:
             raise self._refused(refused) from None
         self.mode, self.medias = "record", medias
-        self.announce_credentials = (user, password, verifier)
+        self.announce_credentials = credentials
         log.info("session %s announces %s: %s", self.session.id, self.path, describe_medias(medias))
         return Response(200, "OK", headers)
 
@@ -585,9 +593,8 @@ class RtspConnection(asyncio.Protocol):
             raise RtspReply(455, "PLAY before SETUP")
         if self.reader is None:
             assert self.session is not None
-            user, password, verifier = self._credentials(request)
             try:
-                self.stream = await self.hub.read(self.path, self.session, user, password, verifier)  # type: ignore[arg-type]
+                self.stream = await self.hub.read(self.path, self.session, self._credentials(request))
             except Refused as refused:
                 raise self._refused(refused) from None
         self._with_session(headers)
@@ -623,9 +630,8 @@ class RtspConnection(asyncio.Protocol):
             raise RtspReply(455, "RECORD before ANNOUNCE and SETUP")
         if self.ingest is None:
             assert self.session is not None
-            user, password, verifier = self.announce_credentials
             try:
-                stream = await self.hub.publish(self.path, self.session, user, password, verifier)  # type: ignore[arg-type]
+                stream = await self.hub.publish(self.path, self.session, self.announce_credentials)
             except Refused as refused:
                 raise self._refused(refused) from None
             if self.closed:
