@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class RunningServer:
     http_port: int
     log_path: Path
     rtsp_port: int = 0
+    #: Sent with API requests (Authorization) when the config protects the API.
+    api_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def rtmp(self) -> str:
@@ -73,7 +75,8 @@ class RunningServer:
         return f"http://127.0.0.1:{self.http_port}"
 
     def api(self, path: str) -> object:
-        with urllib.request.urlopen(f"{self.http}{path}", timeout=5) as resp:
+        request = urllib.request.Request(f"{self.http}{path}", headers=self.api_headers)
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return json.loads(resp.read())
 
     def log(self) -> str:

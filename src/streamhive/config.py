@@ -142,6 +142,11 @@ class RtspConfig(_Model):
     )
     mtu: int = Field(1400, ge=576, le=9000, description="Largest RTP packet sent to readers.")
     realm: str = Field("streamhive", description="Realm of Basic/Digest challenges.")
+    auth_methods: list[Literal["digest", "basic"]] = Field(
+        ["digest", "basic"],
+        min_length=1,
+        description="Challenges offered on 401; Digest cannot check users that have only a password_hash.",
+    )
     rtsps: RtspsConfig | None = Field(None, description="Optional RTSPS listener (TLS); off when absent.")
 
     _listen = field_validator("listen")(_check_listen)
@@ -191,7 +196,11 @@ class UserConfig(_Model):
 
 
 class JwtConfig(_Model):
-    secret: str | None = Field(None, description="Shared secret for HS256/HS384/HS512 tokens.")
+    secret: str | None = Field(
+        None,
+        min_length=32,
+        description="Shared secret for HS256/HS384/HS512 tokens (32 bytes or more, RFC 7518).",
+    )
     public_key: str | None = Field(None, description="PEM public key file for RS256/ES256 tokens.")
     jwks_url: str | None = Field(
         None, description="URL of a JWKS document with the signing keys (fetched, cached)."

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..api import routes as api_routes
 from ..formats.flvmux import FlvMuxer
@@ -179,6 +180,27 @@ async def index_handler(request: web.Request) -> web.Response:
         "<p><a href='/api/v1/paths'>/api/v1/paths</a> · <a href='/metrics'>/metrics</a></p>"
     )
     return web.Response(text=body, content_type="text/html")
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a malformed request (a 10 kB URL, binary junk) with a traceback; it is the
+    client's error, already answered with 400, so one line without the traceback says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args, record.exc_info = (
+                "malformed HTTP request: %s",
+                (str(exc).splitlines()[0][:200],),
+                None,
+            )
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_aiohttp_log = logging.getLogger("aiohttp.server")
+if not any(isinstance(f, _MalformedRequestFilter) for f in _aiohttp_log.filters):
+    _aiohttp_log.addFilter(_MalformedRequestFilter())
 
 
 def build_app(server: Server) -> web.Application:

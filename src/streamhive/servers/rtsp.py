@@ -413,11 +413,13 @@ class RtspConnection(asyncio.Protocol):
         return Credentials(creds.username, verifier=verify, user_agent=agent)
 
     def _challenges(self, stale: bool = False) -> list[tuple[str, str]]:
-        realm = self.cfg.realm
-        return [
-            ("WWW-Authenticate", self.service.digest.challenge(time.time(), stale=stale)),
-            ("WWW-Authenticate", basic_challenge(realm)),
-        ]
+        out = []
+        for method in self.cfg.auth_methods:
+            if method == "digest":
+                out.append(("WWW-Authenticate", self.service.digest.challenge(time.time(), stale=stale)))
+            else:
+                out.append(("WWW-Authenticate", basic_challenge(self.cfg.realm)))
+        return out
 
     def _refused(self, refused: Refused) -> RtspReply:
         status = REFUSED_STATUS.get(refused.code, 400)
