@@ -55,7 +55,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench.latency import make_clip, measure_latency  # noqa: E402
 from bench.loadclient import install_uvloop, raise_fd_limit, run_load  # noqa: E402
 from bench.run_hls import CpuWindow, StallProbe, children  # noqa: E402
-from bench.run_spine import fmt, free_port, pinned, stop, wait_for_port  # noqa: E402
+from bench.run_spine import NO_RTSP, fmt, free_port, pinned, stop, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -150,7 +150,7 @@ def start_server(name: str, work: Path, write_coalesce: float = 0.0) -> Running:
 
         config = work / "streamhive.yaml"
         config.write_text(
-            f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n'
+            f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n{NO_RTSP}'
             f"paths:\n  {NOGOP}:\n    gop_cache: false\n"
             + (f"path_defaults:\n  write_coalesce: {write_coalesce}\n" if write_coalesce else "")
         )

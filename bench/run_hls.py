@@ -43,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench.hlsclient import parse_media  # noqa: E402
 from bench.loadclient import raise_fd_limit  # noqa: E402
 from bench.run_spine import (  # noqa: E402
+    NO_RTSP,
     cpu_seconds,
     fmt,
     free_port,
@@ -363,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"',
         f'http:\n  listen: "127.0.0.1:{http_port}"',
+        NO_RTSP.rstrip(),
         "paths:",
     ]
     for path, overrides in PATHS.values():

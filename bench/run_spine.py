@@ -51,6 +51,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Benchmarks of other protocols turn RTSP off: its fixed default ports (8554, UDP 8000/8001)
+#: would keep two benchmark servers from running side by side.
+NO_RTSP = "rtsp:\n  enabled: false\n"
+
+
 def server_ports() -> tuple[int, int, str, str]:
     """Free loopback ports for a server's RTMP and HTTP listeners, and their base URLs."""
     rtmp_port, http_port = free_port(), free_port()
@@ -277,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="spine-"))
     rtmp_port, http_port, rtmp, http = server_ports()
     config = work / "streamhive.yaml"
-    config.write_text(f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n')
+    config.write_text(
+        f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\nhttp:\n  listen: "127.0.0.1:{http_port}"\n{NO_RTSP}'
+    )
     clip = work / "clip.flv"
     make_clip(clip, 10.0)
     server = publisher = None
