@@ -333,3 +333,25 @@ async def test_https_wss_and_rtmps_from_one_tls_config(
     assert first.type == aiohttp.WSMsgType.BINARY and first.data[:3] == b"FLV"
     info = await probe(out)
     assert info["video"]["codec_name"] == "h264" and int(info["video"]["nb_read_frames"]) >= 30  # type: ignore[arg-type]
+
+
+async def test_rtsp_digest_with_a_foreign_nonce_is_refused(make_server: Callable[..., RunningServer]) -> None:
+    """A Digest answer computed for a nonce we never issued (replayed from elsewhere) is a 401."""
+    import hashlib
+
+    server = make_server(
+        "auth:\n  users:\n    - user: viewer\n      password: right\npath_defaults:\n  read_auth: [users]\n"
+    )
+    url = f"{server.rtsp}/live/x"
+    nonce = "0123456789abcdef0123456789abcdef"
+    ha1 = hashlib.md5(b"viewer:streamhive:right").hexdigest()
+    ha2 = hashlib.md5(f"DESCRIBE:{url}".encode()).hexdigest()
+    response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+    header = (
+        f'Digest username="viewer", realm="streamhive", nonce="{nonce}", uri="{url}", response="{response}"'
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.rtsp_port)
+    writer.write(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {header}\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert answer.startswith(b"RTSP/1.0 401") and b"WWW-Authenticate: Digest" in answer, answer
