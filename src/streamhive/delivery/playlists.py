@@ -1,18 +1,40 @@
 """HLS playlists (RFC 8216bis, with LL-HLS) and the DASH MPD, written from a Segmenter's state.
 
 Pure functions of the segmenter: no I/O, no clock except the ``now`` passed in.
+
+Every URI they write ends with ``query``: the viewer's credentials (``credentials_query``), so
+players that only know the playlist URL keep proving who they are on keys and segments. The
+HTTP layer renders a shared playlist once with a marker there and substitutes each viewer's.
 """
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from ..formats import fmp4
 from .segmenter import CLOCK, Segment, Segmenter
 
 #: How many of the newest segments keep their parts listed in an LL-HLS playlist.
 PART_SEGMENTS = 3
+
+#: Query parameters that carry a viewer's credentials (auth.Credentials.from_query and signed
+#: URLs); LL-HLS's ``_HLS_*`` and anything else a client adds are not carried on.
+CREDENTIAL_PARAMS = frozenset({"token", "key", "expires", "sign", "user", "pass"})
+
+
+def credentials_query(params: Iterable[tuple[str, str]]) -> str:
+    """``?name=value&...`` for the credential parameters among decoded ``params``, or "".
+
+    Values are percent-encoded again in full (no ``+``, ``/``, ``"`` or ``&`` left), so they
+    decode to exactly what the playlist request carried and cannot break a quoted playlist
+    attribute or the MPD's XML.
+    """
+    pairs = [f"{name}={quote(value, safe='')}" for name, value in params if name in CREDENTIAL_PARAMS]
+    return "?" + "&".join(pairs) if pairs else ""
 
 
 def iso_time(seconds: float) -> str:
@@ -57,8 +79,19 @@ def master_playlist(seg: Segmenter, media_uri: str, ts: bool) -> str:
     return "\n".join(lines)
 
 
-def media_playlist(seg: Segmenter, *, low_latency: bool, ts: bool, skip: bool = False) -> str:
-    """The media playlist; ``skip`` answers ``_HLS_skip=YES`` with a delta update."""
+def media_playlist(
+    seg: Segmenter, *, low_latency: bool, ts: bool, skip: bool = False, query: str = ""
+) -> str:
+    """The media playlist; ``skip`` answers ``_HLS_skip=YES`` with a delta update.
+
+    Encrypted segments each get an ``EXT-X-KEY`` with their own explicit IV (the IV is the
+    media sequence number, and an IV attribute applies until the next key tag). Init sections
+    stay clear: every ``EXT-X-MAP`` is written while no key is in force (``METHOD=NONE`` first
+    when one is), which is how RFC 8216 §4.3.2.5 says a clear init is declared and what hls.js
+    and ffmpeg follow.
+    """
+    if low_latency and seg.keys is not None:
+        raise ValueError("LL-HLS parts cannot be AES-128 encrypted: serve the fmp4 variant")
     target = target_duration(seg)
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{3 if ts else 9}", f"#EXT-X-TARGETDURATION:{target}"]
     segments = list(seg.segments)
@@ -81,33 +114,51 @@ def media_playlist(seg: Segmenter, *, low_latency: bool, ts: bool, skip: bool = 
     if seg.current is not None and seg.current.parts and low_latency:
         listed.append(seg.current)
     init_version: int | None = None
+    encrypted = False  # whether an AES-128 key is in force at this point of the playlist
     for index, segment in enumerate(listed):
         if segment.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         if not ts and segment.init_version != init_version:
-            lines.append(f'#EXT-X-MAP:URI="init{segment.init_version}.mp4"')
+            if encrypted:
+                lines.append("#EXT-X-KEY:METHOD=NONE")
+                encrypted = False
+            lines.append(f'#EXT-X-MAP:URI="init{segment.init_version}.mp4{query}"')
             init_version = segment.init_version
+        if segment.key_id is not None:
+            lines.append(
+                f'#EXT-X-KEY:METHOD=AES-128,URI="key{segment.key_id}.key{query}",IV=0x{segment.msn:032X}'
+            )
+            encrypted = True
+        elif encrypted:
+            lines.append("#EXT-X-KEY:METHOD=NONE")
+            encrypted = False
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_time(segment.program_time)}")
         if low_latency and (not segment.complete or index >= len(listed) - PART_SEGMENTS):
-            lines += [_part_line(segment, part.index) for part in segment.parts]
+            lines += [_part_line(segment, part.index, query) for part in segment.parts]
         if segment.complete:
-            lines += [f"#EXTINF:{segment.duration:.5f},", f"seg{segment.msn}.{'ts' if ts else 'm4s'}"]
+            lines += [f"#EXTINF:{segment.duration:.5f},", f"seg{segment.msn}.{'ts' if ts else 'm4s'}{query}"]
     if seg.ended:
         lines.append("#EXT-X-ENDLIST")
     elif low_latency and seg.current is not None:
-        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg{seg.current.msn}.{len(seg.current.parts)}.m4s"')
+        hint = f"seg{seg.current.msn}.{len(seg.current.parts)}.m4s{query}"
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
     lines.append("")
     return "\n".join(lines)
 
 
-def _part_line(segment: Segment, index: int) -> str:
+def _part_line(segment: Segment, index: int, query: str) -> str:
     part = segment.parts[index]
     independent = ",INDEPENDENT=YES" if part.independent else ""
-    return f'#EXT-X-PART:DURATION={part.duration:.5f},URI="seg{segment.msn}.{index}.m4s"{independent}'
+    uri = f"seg{segment.msn}.{index}.m4s{query}"
+    return f'#EXT-X-PART:DURATION={part.duration:.5f},URI="{uri}"{independent}'
 
 
-def mpd(seg: Segmenter, now: float, utc_url: str) -> str:
-    """A dynamic MPD over the same CMAF segments, one AdaptationSet per track."""
+def mpd(seg: Segmenter, now: float, utc_url: str, query: str = "") -> str:
+    """A dynamic MPD over the same CMAF segments, one AdaptationSet per track.
+
+    ``query`` is appended to the SegmentTemplate URLs (escaped for a template: ``$$``; and for
+    XML), as dash.js does not carry the MPD's query to segments by itself.
+    """
     anchor = seg.anchor
     # One Period: only the segments of the current init (a codec change or a new publisher
     # starts the timeline again).
@@ -126,14 +177,17 @@ def mpd(seg: Segmenter, now: float, utc_url: str) -> str:
         + ">\n"
     )
     body = ['<Period id="0" start="PT0S">']
+    template_query = html.escape(query.replace("$", "$$"), quote=True)
     for track_index in seg.track_indexes:
-        body.append(_adaptation_set(seg, track_index, segments, anchor_dts))
+        body.append(_adaptation_set(seg, track_index, segments, anchor_dts, template_query))
     body.append("</Period>")
     utc = f'<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="{utc_url}"/>'
     return head + "\n".join(body) + f"\n{utc}\n</MPD>\n"
 
 
-def _adaptation_set(seg: Segmenter, track_index: int, segments: list[Segment], anchor_dts: int) -> str:
+def _adaptation_set(
+    seg: Segmenter, track_index: int, segments: list[Segment], anchor_dts: int, query: str
+) -> str:
     track = seg.tracks[track_index]
     scale = fmp4.timescale(track)
 
@@ -155,8 +209,8 @@ def _adaptation_set(seg: Segmenter, track_index: int, segments: list[Segment], a
         attrs += f' audioSamplingRate="{track.sample_rate}"'
     template = (
         f'<SegmentTemplate timescale="{scale}" presentationTimeOffset="{units(anchor_dts)}"'
-        f' startNumber="{start_number}" initialization="dash-{rep_id}-init{seg.init_version}.mp4"'
-        f' media="dash-{rep_id}-$Number$.m4s"><SegmentTimeline>{"".join(timeline)}</SegmentTimeline>'
+        f' startNumber="{start_number}" initialization="dash-{rep_id}-init{seg.init_version}.mp4{query}"'
+        f' media="dash-{rep_id}-$Number$.m4s{query}"><SegmentTimeline>{"".join(timeline)}</SegmentTimeline>'
         "</SegmentTemplate>"
     )
     return (

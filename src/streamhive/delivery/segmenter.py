@@ -5,6 +5,10 @@ serves the parts, HLS/fMP4 serves each segment as its parts joined (all tracks),
 segment per track (that track's fragments joined). MPEG-TS segments, for legacy players, are
 cut at the same keyframes from the same frames.
 
+With AES-128 (``keys``), each segment's HLS bytes (``ts`` for the MPEG-TS variant, else
+``data``) are encrypted once, when the segment completes; parts and DASH's per-track data stay
+clear, so the HTTP layer must not serve those for an encrypted path.
+
 Sans-IO: frames in (``offer``), segments out; the wall clock is passed in for program dates.
 """
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from ..formats import fmp4
 from ..formats.mpegts import TsError, TsMuxer
 from ..hub.frame import Frame, Track
+from .crypto import SegmentKeys, encrypt_segment
 
 CLOCK = 90000
 
@@ -42,6 +47,8 @@ class Segment:
     complete: bool = False
     ts: bytes = b""
     data: bytes = b""
+    #: The AES-128 key period (see crypto.SegmentKeys) of an encrypted segment, else None.
+    key_id: int | None = None
 
     def track_data(self, track: int) -> bytes:
         return b"".join(part.tracks.get(track, b"") for part in self.parts)
@@ -60,6 +67,7 @@ class Segmenter:
         with_ts: bool,
         clock: Callable[[], float],
         on_update: Callable[[], None] = lambda: None,
+        keys: SegmentKeys | None = None,
     ) -> None:
         self.tracks = tracks
         self.segment_duration = segment_duration
@@ -68,6 +76,7 @@ class Segmenter:
         self.with_ts = with_ts
         self.clock = clock
         self.on_update = on_update
+        self.keys = keys
         self.segments: deque[Segment] = deque()
         self.current: Segment | None = None
         self.ended = False
@@ -122,6 +131,8 @@ class Segmenter:
         self.segments = deque(previous.segments)
         self.inits = {**previous.inits, **self.inits}
         self._next_msn = previous.next_msn
+        if self.keys is not None and previous.keys is not None:
+            self.keys.inherit(previous.keys)
         self.init_version = previous.init_version + 1
         self._discontinuity = True
         self._setup()
@@ -184,6 +195,7 @@ class Segmenter:
             program_time=anchor_wall + (frame.dts - anchor_dts) / CLOCK,
             init_version=self.init_version,
             discontinuity=self._discontinuity,
+            key_id=self.keys.key_id(self._next_msn) if self.keys is not None else None,
         )
         self._next_msn += 1
         self._discontinuity = False
@@ -228,6 +240,12 @@ class Segmenter:
         if self._ts is not None:
             current.ts = b"".join(self._ts_chunks)
             self._ts_chunks = []
+        if self.keys is not None and current.key_id is not None:
+            key = self.keys.keys[current.key_id]
+            if self.with_ts:
+                current.ts = encrypt_segment(current.ts, key, current.msn)
+            else:
+                current.data = encrypt_segment(current.data, key, current.msn)
         current.complete = True
         self.segments.append(current)
         while len(self.segments) > self.window:
@@ -235,6 +253,8 @@ class Segmenter:
         referenced = {segment.init_version for segment in self.segments} | {self.init_version}
         for version in [v for v in self.inits if v not in referenced]:
             del self.inits[version]
+        if self.keys is not None:
+            self.keys.keep({segment.key_id for segment in self.segments})
         self.current = None
 
     def _finish(self, end_dts: int) -> None:

@@ -4,6 +4,17 @@ A path's Segmenter starts at its first HLS/DASH request (the request waits for t
 segment) and stops after ``hls_idle_timeout`` without requests, unless ``hls_always``. Every
 blocked request waits on one asyncio.Event per path that the segmenter pulses when a part or
 segment is added, bounded in count (``http.max_blocked_requests``) and in time.
+
+Access: playlists, the MPD and AES-128 keys are authorized on every request (tokens expire);
+media requests ride on that, which is safe because an encrypted path's media is useless without
+its keys. The credential query parameters of a playlist request are carried into every URI it
+lists, so players that only know the playlist URL keep sending them.
+
+AES-128 (``hls_encryption``) covers the fmp4 and mpegts variants. A ``lowLatency`` path with
+encryption is served as fmp4 without parts (and says so in the log once): a part would have to
+be encrypted on its own before its segment is complete, which players do not reliably support
+and which would reuse the segment's IV under the same key. Such a path serves no DASH, whose
+segments would carry the same media in the clear.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..delivery import playlists
+from ..delivery.crypto import SegmentKeys
 from ..delivery.segmenter import Segment, Segmenter
 from ..hub import Refused, Session, Stream, validate_path
+from .http_auth import REFUSED_STATUS, credentials_of, remote_of
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -30,10 +43,12 @@ log = logging.getLogger("streamhive.hls")
 #: A viewer is a (client address, user agent) seen within this many seconds.
 VIEWER_WINDOW = 30.0
 
+# Numbers are bounded so that int() never meets a 5000-digit name (a ValueError, not a 404).
 NAME = re.compile(
     r"^(?:(?P<master>index\.m3u8)|(?P<media>stream\.m3u8)|(?P<mpd>index\.mpd)"
-    r"|init(?P<init>\d+)\.mp4|seg(?P<seg>\d+)\.(?:(?P<part>\d+)\.)?(?P<ext>m4s|ts)"
-    r"|dash-t(?P<dtrack>\d+)-(?:init(?P<dinit>\d+)\.mp4|(?P<dseg>\d+)\.m4s))$"
+    r"|init(?P<init>\d{1,15})\.mp4|seg(?P<seg>\d{1,15})\.(?:(?P<part>\d{1,15})\.)?(?P<ext>m4s|ts)"
+    r"|key(?P<key>\d{1,15})\.key"
+    r"|dash-t(?P<dtrack>\d{1,15})-(?:init(?P<dinit>\d{1,15})\.mp4|(?P<dseg>\d{1,15})\.m4s))$"
 )
 CONTENT_TYPES = {
     "m3u8": "application/vnd.apple.mpegurl",
@@ -41,7 +56,15 @@ CONTENT_TYPES = {
     "mp4": "video/mp4",
     "m4s": "video/iso.segment",
     "ts": "video/mp2t",
+    "key": "application/octet-stream",
 }
+#: Playlists change every part; media never changes once published; keys must not linger.
+PLAYLIST_CACHE = "no-cache"
+MEDIA_CACHE = "max-age=3600"
+KEY_CACHE = "no-store"
+
+#: Where a viewer's credential query goes in a shared rendered playlist (never in its text).
+QUERY_MARK = "\x1f"
 
 
 class PathMuxing:
@@ -53,10 +76,12 @@ class PathMuxing:
         cfg = stream.config
         self.stream = stream
         self.config = cfg
-        self.low_latency = cfg.hls_variant == "lowLatency"
+        self.encrypted = cfg.hls_encryption == "aes-128"
+        self.low_latency = cfg.hls_variant == "lowLatency" and not self.encrypted
         self.ts = cfg.hls_variant == "mpegts"
         self._changed = asyncio.Event()
-        self._rendered: dict[bool, bytes] = {}
+        #: Per skip flag: the playlist split at QUERY_MARK, and joined without a query.
+        self._rendered: dict[bool, tuple[list[bytes], bytes]] = {}
         self.segmenter = Segmenter(
             stream.tracks,
             segment_duration=cfg.hls_segment_duration,
@@ -65,6 +90,7 @@ class PathMuxing:
             with_ts=self.ts,
             clock=time.time,
             on_update=self._pulse,
+            keys=SegmentKeys(cfg.hls_key_rotation) if self.encrypted else None,
         )
         if previous is not None:
             self.segmenter.continue_from(previous.segmenter)
@@ -94,18 +120,21 @@ class PathMuxing:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def playlist(self, skip: bool) -> bytes:
+    def playlist(self, skip: bool, credentials: str = "") -> bytes:
         """The media playlist, rendered once per segmenter update however many viewers ask.
 
-        A thousand blocked LL-HLS reloads wake on the same part; they share one rendering.
+        A thousand blocked LL-HLS reloads wake on the same part; they share one rendering, and
+        a viewer's ``credentials`` query costs one join of its pieces, not a rendering.
         """
-        body = self._rendered.get(skip)
-        if body is None:
+        rendered = self._rendered.get(skip)
+        if rendered is None:
             text = playlists.media_playlist(
-                self.segmenter, low_latency=self.low_latency, ts=self.ts, skip=skip
+                self.segmenter, low_latency=self.low_latency, ts=self.ts, skip=skip, query=QUERY_MARK
             )
-            body = self._rendered[skip] = text.encode()
-        return body
+            pieces = text.encode().split(QUERY_MARK.encode())
+            rendered = self._rendered[skip] = (pieces, b"".join(pieces))
+        pieces, plain = rendered
+        return credentials.encode().join(pieces) if credentials else plain
 
     async def wait_for(self, ready: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``ready()`` (re-checked at every segmenter update) or the timeout."""
@@ -139,6 +168,8 @@ class HlsService:
         self.muxings: dict[str, PathMuxing] = {}
         self.blocked = 0
         self._reaper: asyncio.Task[None] | None = None
+        #: Paths already told that LL-HLS with encryption is served as fmp4 (one warning each).
+        self._ll_warned: set[str] = set()
         server.hub.on("publish", self._on_publish)
 
     def start(self) -> None:
@@ -163,6 +194,14 @@ class HlsService:
                 muxing.stop()
             muxing = self.muxings[stream.path] = PathMuxing(stream, self._gone, muxing)
             log.info("hls/dash muxing started for %s (%s)", stream.path, stream.config.hls_variant)
+            ll_refused = stream.config.hls_variant == "lowLatency" and muxing.encrypted
+            if ll_refused and stream.path not in self._ll_warned:
+                self._ll_warned.add(stream.path)
+                log.warning(
+                    "%s: LL-HLS parts cannot be AES-128 encrypted; serving HLS as fmp4 segments "
+                    "without parts (set hls_variant: fmp4 or mpegts to silence this)",
+                    stream.path,
+                )
         return muxing
 
     def _gone(self, muxing: PathMuxing) -> None:
@@ -194,7 +233,12 @@ class HlsService:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         muxing = self.muxings.get(path)
-        if muxing is None or match["master"] or match["media"] or match["mpd"]:
+        dash = match["mpd"] is not None or match["dtrack"] is not None
+        if dash and self._encrypted(path, muxing):
+            raise web.HTTPForbidden(
+                text=f"no DASH for {path}: its HLS is AES-128 encrypted and DASH segments would be clear"
+            )
+        if muxing is None or match["master"] or match["media"] or match["mpd"] or match["key"]:
             muxing = await self._authorized_muxing(request, path)
         muxing.seen(request)
         seg = muxing.segmenter
@@ -203,38 +247,52 @@ class HlsService:
             raise web.HTTPServiceUnavailable(text="no segment yet: is the stream sending keyframes?")
         if not seg.segments:
             raise web.HTTPNotFound(text="stream ended")
-        if match["master"]:
-            return self._reply(request, playlists.master_playlist(seg, "stream.m3u8", ts=muxing.ts), "m3u8")
-        if match["media"]:
-            return await self._media_playlist(request, muxing)
-        if match["mpd"]:
+        if match["key"] is not None:
+            key = seg.keys.keys.get(int(match["key"])) if seg.keys is not None else None
+            if key is None:
+                raise web.HTTPNotFound(text="no such key (it left the playlist window)")
+            return self._reply(request, key, "key", KEY_CACHE)
+        if match["master"] or match["media"] or match["mpd"]:
+            # What proved this viewer's right goes into every URI, so the player sends it on.
+            credentials = playlists.credentials_query(request.query.items())
+            if match["master"]:
+                master = playlists.master_playlist(seg, f"stream.m3u8{credentials}", ts=muxing.ts)
+                return self._reply(request, master, "m3u8")
+            if match["media"]:
+                return await self._media_playlist(request, muxing, credentials)
             utc = f"{request.scheme}://{request.host}/api/v1/time"
-            return self._reply(request, playlists.mpd(seg, time.time(), utc), "mpd")
+            return self._reply(request, playlists.mpd(seg, time.time(), utc, credentials), "mpd")
         if match["init"] is not None:
             init = seg.inits.get(int(match["init"]))
             if not init:
                 raise web.HTTPNotFound()
-            return self._reply(request, init, "mp4", cache=True)
+            return self._reply(request, init, "mp4", MEDIA_CACHE)
         if match["dinit"] is not None:
             track = int(match["dtrack"])
             if int(match["dinit"]) != seg.init_version or track not in seg.track_inits:
                 raise web.HTTPNotFound()
-            return self._reply(request, seg.track_inits[track], "mp4", cache=True)
+            return self._reply(request, seg.track_inits[track], "mp4", MEDIA_CACHE)
         if match["dseg"] is not None:
             segment = seg.segment(int(match["dseg"]))
             track = int(match["dtrack"])
             if segment is None or not segment.complete or track not in seg.track_inits:
                 raise web.HTTPNotFound()
-            return self._reply(request, segment.track_data(track), "m4s", cache=True)
+            return self._reply(request, segment.track_data(track), "m4s", MEDIA_CACHE)
         return await self._segment(request, muxing, int(match["seg"]), match["part"], match["ext"])
 
+    def _encrypted(self, path: str, muxing: PathMuxing | None) -> bool:
+        """Whether ``path``'s HLS is encrypted (from its config while nothing is muxing it yet)."""
+        if muxing is not None:
+            return muxing.encrypted
+        return self.server.config.path_config(path).hls_encryption != "none"
+
     async def _authorized_muxing(self, request: web.Request, path: str) -> PathMuxing:
-        """Every playlist request is authorized (tokens expire); media requests ride on that."""
-        session = Session("hls", str(request.remote), query=request.query_string)
+        """Every playlist and key request is authorized (tokens expire); media requests ride on that."""
+        session = Session("hls", remote_of(request), query=request.query_string)
         try:
-            stream = await self.server.hub.find_readable(path, session)
+            stream = await self.server.hub.find_readable(path, session, credentials_of(request))
         except Refused as refused:
-            raise _http_error(refused.code, str(refused)) from None
+            raise _refused(refused) from None
         return self.muxing(stream)
 
     async def _wait(self, muxing: PathMuxing, ready: Callable[[], bool], timeout: float) -> bool:
@@ -248,7 +306,9 @@ class HlsService:
         finally:
             self.blocked -= 1
 
-    async def _media_playlist(self, request: web.Request, muxing: PathMuxing) -> web.StreamResponse:
+    async def _media_playlist(
+        self, request: web.Request, muxing: PathMuxing, credentials: str
+    ) -> web.StreamResponse:
         seg = muxing.segmenter
         query = request.query
         msn_text, part_text = query.get("_HLS_msn"), query.get("_HLS_part")
@@ -268,7 +328,7 @@ class HlsService:
         elif part_text is not None:
             raise web.HTTPBadRequest(text="_HLS_part needs _HLS_msn")
         skip = query.get("_HLS_skip") in ("YES", "v2")
-        return self._reply(request, muxing.playlist(skip), "m3u8")
+        return self._reply(request, muxing.playlist(skip, credentials), "m3u8")
 
     async def _segment(
         self, request: web.Request, muxing: PathMuxing, msn: int, part_text: str | None, ext: str
@@ -277,8 +337,8 @@ class HlsService:
         if (ext == "ts") != muxing.ts:
             raise web.HTTPNotFound()
         if part_text is not None:
-            if ext == "ts":
-                raise web.HTTPNotFound()
+            if ext == "ts" or not muxing.low_latency:
+                raise web.HTTPNotFound()  # parts are LL-HLS only (and never encrypted)
             part = int(part_text)
             # A preload hint names the next part before it exists: hold the request until it does.
             if msn <= seg.next_msn and not _has(seg, msn, part):
@@ -286,18 +346,19 @@ class HlsService:
             segment = seg.segment(msn)
             if segment is None or part >= len(segment.parts):
                 raise web.HTTPNotFound()
-            return self._reply(request, segment.parts[part].data, "m4s", cache=True)
+            return self._reply(request, segment.parts[part].data, "m4s", MEDIA_CACHE)
         segment = seg.segment(msn)
         if segment is None or not segment.complete:
             raise web.HTTPNotFound()
-        return self._reply(request, segment.ts if ext == "ts" else segment.data, ext, cache=True)
+        return self._reply(request, segment.ts if ext == "ts" else segment.data, ext, MEDIA_CACHE)
 
-    def _reply(self, request: web.Request, body: str | bytes, ext: str, cache: bool = False) -> web.Response:
+    def _reply(
+        self, request: web.Request, body: str | bytes, ext: str, cache: str = PLAYLIST_CACHE
+    ) -> web.Response:
         headers = {
             "Content-Type": CONTENT_TYPES[ext],
             "Access-Control-Allow-Origin": self.server.config.http.cors_origin,
-            # Playlists change every part; media never changes once published.
-            "Cache-Control": "max-age=3600" if cache else "no-cache",
+            "Cache-Control": cache,
         }
         data = body.encode() if isinstance(body, str) else body
         return web.Response(body=data, headers=headers)
@@ -315,13 +376,20 @@ def _has(seg: Segmenter, msn: int, part: int | None) -> bool:
     return segment.complete or part < len(segment.parts)
 
 
-def _http_error(code: str, text: str) -> web.HTTPException:
-    errors = {
-        "not_found": web.HTTPNotFound,
-        "unauthorized": web.HTTPUnauthorized,
-        "bad_path": web.HTTPBadRequest,
+def _refused(refused: Refused) -> web.HTTPException:
+    """The hub's refusal as the HTTP error to raise (401 asks for credentials, 403 does not)."""
+    status = REFUSED_STATUS.get(refused.code, 503)
+    if status == 401:
+        return web.HTTPUnauthorized(
+            text=str(refused), headers={"WWW-Authenticate": 'Basic realm="streamhive", Bearer'}
+        )
+    errors: dict[int, type[web.HTTPException]] = {
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        400: web.HTTPBadRequest,
+        409: web.HTTPConflict,
     }
-    return errors.get(code, web.HTTPServiceUnavailable)(text=text)
+    return errors.get(status, web.HTTPServiceUnavailable)(text=str(refused))
 
 
 async def time_handler(request: web.Request) -> web.Response:
