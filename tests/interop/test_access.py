@@ -167,7 +167,10 @@ async def test_policies_over_rtmp_httpflv_rtsp(
         # HLS: the playlist asks for credentials; Basic and Bearer open it like any HTTP read.
         hls = f"{server.http}/live/cam1/index.m3u8"
         assert (await asyncio.to_thread(http_status, hls))[0] == 401
-        assert (await asyncio.to_thread(http_status, hls, {"Authorization": f"Bearer {read}"}))[:2] == (200, b"#EXTM3U\n#")
+        assert (await asyncio.to_thread(http_status, hls, {"Authorization": f"Bearer {read}"}))[:2] == (
+            200,
+            b"#EXTM3U\n#",
+        )
         # The API wants an admin now, even from this machine.
         api = f"{server.http}/api/v1/paths"
         assert (await asyncio.to_thread(http_status, api))[0] == 401

@@ -86,6 +86,10 @@ class _TrackClock:
     info: int | None = None  # extended RTP timestamp at npt 0 (RTP-Info)
     anchor: tuple[int, int] | None = None  # (extended RTP timestamp, hub timestamp)
     last_dts: int = -(1 << 62)
+    max_pts: int = -(1 << 62)
+    reorder: int = 0  # how far behind the latest PTS a frame has come (B-frames), in hub ticks
+    step: int = 0  # the shortest PTS interval seen between consecutive frames (one frame)
+    last_pts: int | None = None
 
     def extend(self, ts: int) -> int:
         last = self.last
@@ -129,11 +133,27 @@ class ClockSync:
     def frame(self, index: int, access: Access, arrival: float, track_index: int) -> Frame:
         """The hub Frame (for hub track ``track_index``) of media ``index``'s access unit.
 
-        RTP carries no DTS; it is kept monotonic per track, which is exact without B-frames.
+        RTP carries no DTS. Without B-frames DTS = PTS. With them, frames arrive in decode order
+        with PTS going back by up to the reorder depth R, so no later frame can have a PTS
+        below (highest PTS so far) - R: DTS = min(PTS, that - one frame), kept strictly
+        increasing, is a valid decode time anchored to the stream (no drift). Until the first
+        B-frames show R, a frame or two may get DTS > PTS (a negative composition offset).
         """
         pts = self.to_hub(index, access.timestamp, arrival)
         track = self.tracks[index]
-        dts = pts if pts > track.last_dts else track.last_dts + 1
+        if track.last_pts is not None and pts != track.last_pts:
+            delta = abs(pts - track.last_pts)
+            track.step = delta if not track.step else min(track.step, delta)
+        track.last_pts = pts
+        if pts < track.max_pts:
+            track.reorder = max(track.reorder, track.max_pts - pts)
+        else:
+            track.max_pts = pts
+        dts = pts
+        if track.reorder:  # no later frame can have a PTS below max PTS - R
+            dts = min(pts, track.max_pts - track.reorder - track.step)
+        if dts <= track.last_dts:
+            dts = track.last_dts + 1
         track.last_dts = dts
         return Frame(track_index, pts, dts, access.keyframe, access.units)
 
