@@ -17,6 +17,7 @@ from tests.conftest import (
     free_port,
     needs_ffmpeg,
     probe,
+    record,
     run,
     self_signed_cert,
     terminate,
@@ -47,11 +48,17 @@ async def test_rtsps_publish_and_read(make_server, tmp_path: Path) -> None:
         assert info["publisher"]["protocol"] == "rtsps"  # type: ignore[index]
         out = tmp_path / "tls.mkv"
         await record_rtsp(url, out, 3)
+        # Another server pulls the same stream as an rtsps:// source (self-signed: not verified).
+        edge = make_server(f"paths:\n  relay:\n    source: {url}\n")
+        await asyncio.to_thread(edge.wait_for_path, "relay")
+        pulled = tmp_path / "pulled.flv"
+        await record(f"{edge.rtmp}/relay", pulled, 2)
     finally:
         await terminate(publisher)
-    media = await probe(out)
-    assert media["video"]["codec_name"] == "h264" and int(media["video"]["nb_read_frames"]) >= 50  # type: ignore[arg-type]
-    assert media["audio"]["codec_name"] == "aac"
+    for path, frames in ((out, 50), (pulled, 30)):
+        media = await probe(path)
+        assert media["video"]["codec_name"] == "h264" and int(media["video"]["nb_read_frames"]) >= frames  # type: ignore[arg-type]
+        assert media["audio"]["codec_name"] == "aac"
 
 
 async def test_rtsp_credentials_reach_the_auth_hook(tmp_path: Path) -> None:

@@ -61,15 +61,15 @@ GST_PEER = PEERS / "gst_rtsp_server.py"
 class Camera:
     """The independent RTSP server (GStreamer) as an IP camera; can be restarted on its port."""
 
-    def __init__(self, user: str = "admin", password: str = "s3cret") -> None:
-        self.user, self.password = user, password
+    def __init__(self, user: str = "admin", password: str = "s3cret", transports: str = "udp,tcp") -> None:
+        self.user, self.password, self.transports = user, password, transports
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             "/usr/bin/python3", str(GST_PEER), "--port", str(self.port), "--host", "127.0.0.1",
-            "--user", self.user, "--password", self.password,
+            "--user", self.user, "--password", self.password, "--transports", self.transports,
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -86,8 +86,8 @@ class Camera:
 
 
 @contextlib.asynccontextmanager
-async def camera() -> AsyncIterator[Camera]:
-    cam = Camera()
+async def camera(transports: str = "udp,tcp") -> AsyncIterator[Camera]:
+    cam = Camera(transports=transports)
     await cam.start()
     try:
         yield cam
@@ -167,3 +167,17 @@ async def test_camera_reboot_keeps_readers(make_server, tmp_path: Path) -> None:
     assert all(b >= a for a, b in zip(dts, dts[1:], strict=False)), "timestamps went back across the reboot"
     log = server.log()
     assert "source cam1:" in log and "retrying" in log
+
+
+@needs_gst
+async def test_auto_falls_back_to_tcp(make_server, tmp_path: Path) -> None:
+    """A camera that refuses UDP (as behind a firewall): "auto" retries over TCP at once."""
+    async with camera(transports="tcp") as cam:
+        server = make_server(f"paths:\n  cam1:\n    source: {cam.url('h264')}\n")
+        await asyncio.to_thread(server.wait_for_path, "cam1", 1)
+        out = tmp_path / "cam1.flv"
+        await record(f"{server.rtmp}/cam1", out, 2)
+    info = await probe(out)
+    assert info["video"]["codec_name"] == "h264" and int(info["video"]["nb_read_frames"]) >= 30
+    log = server.log()
+    assert "refused RTP over UDP" in log and "over TCP" in log

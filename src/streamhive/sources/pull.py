@@ -174,6 +174,8 @@ class RtspPull(Pull):
                 ports = await self._udp_pair(i, sockets)
                 offer = f"RTP/AVP;unicast;client_port={ports}-{ports + 1}"
             reply = await client.request("SETUP", control, [("Transport", offer)])
+            if reply.status == 461 and self.transport == "udp":
+                raise UdpBlocked("the source refused RTP over UDP (461 Unsupported Transport)")
             if reply.status != 200:
                 raise SourceError(f"SETUP of {control} answered {reply.status} {reply.reason}")
             session = reply.headers.get("Session")
