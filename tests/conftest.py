@@ -204,7 +204,9 @@ async def run(cmd: list[str], timeout: float = 60) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def record(url: str, out: Path, seconds: float, timeout: float = 60) -> None:
+async def record(
+    url: str, out: Path, seconds: float, timeout: float = 60, input_options: tuple[str, ...] = ()
+) -> None:
     """What a player gets: copy ``seconds`` of the stream at ``url`` to a file with ffmpeg."""
     assert FFMPEG is not None
     cmd = [
@@ -213,6 +215,7 @@ async def record(url: str, out: Path, seconds: float, timeout: float = 60) -> No
         "-loglevel",
         "error",
         "-y",
+        *input_options,
         "-i",
         url,
         "-t",

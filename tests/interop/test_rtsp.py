@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
-    FFMPEG,
     FFPROBE,
     PEERS,
     RunningServer,
@@ -19,6 +18,7 @@ from tests.conftest import (
     needs_gst,
     probe,
     publishing,
+    record,
     run,
 )
 
@@ -26,31 +26,7 @@ pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
 
 async def record_rtsp(url: str, out: Path, seconds: float, transport: str = "tcp") -> None:
-    assert FFMPEG is not None
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-rtsp_transport", transport,
-           "-i", url, "-t", str(seconds), "-c", "copy", str(out)]  # fmt: skip
-    rc, _, err = await run(cmd, 60)
-    assert rc == 0, f"{url} over {transport}: {err}"
-
-
-async def record_any(url: str, out: Path, seconds: float) -> None:
-    assert FFMPEG is not None
-    cmd = [
-        FFMPEG,
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-i",
-        url,
-        "-t",
-        str(seconds),
-        "-c",
-        "copy",
-        str(out),
-    ]
-    rc, _, err = await run(cmd, 60)
-    assert rc == 0, f"{url}: {err}"
+    await record(url, out, seconds, input_options=("-rtsp_transport", transport))
 
 
 async def start_times(path: Path) -> dict[str, float]:
@@ -86,8 +62,8 @@ async def test_rtsp_publish_read_everywhere(
         await asyncio.gather(
             record_rtsp(url, files["rtsp_tcp"], 4, "tcp"),
             record_rtsp(url, files["rtsp_udp"], 4, "udp"),
-            record_any(f"{server.rtmp}/live/cam1", files["rtmp"], 4),
-            record_any(f"{server.http}/live/cam1.flv", files["httpflv"], 4),
+            record(f"{server.rtmp}/live/cam1", files["rtmp"], 4),
+            record(f"{server.http}/live/cam1.flv", files["httpflv"], 4),
         )
     for path in files.values():
         await check_recording(path)

@@ -17,6 +17,7 @@ from ..hub.session import format_remote
 from ..protocols.rtmp import connection as rc
 from ..protocols.rtmp.errors import RtmpError
 from ..protocols.rtmp.mux import RtmpMuxer
+from .connection import ClientConnection
 from .flv_ingest import FlvIngest
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def _remote(transport: asyncio.BaseTransport) -> str:
     return format_remote(peer[0], peer[1]) if peer else "?"
 
 
-class RtmpSession(asyncio.Protocol):
+class RtmpSession(ClientConnection):
     def __init__(self, server: Server, protocol_name: str = "rtmp") -> None:
         self.server = server
         self.hub = server.hub
@@ -102,9 +103,6 @@ class RtmpSession(asyncio.Protocol):
             self.close(f"protocol error: {exc}")
             return
         self._flush()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cleanup(f"connection lost: {exc}" if exc else "client closed")
 
     # -- events from the core -------------------------------------------------------------------
     def _handle(self, event: object) -> None:
@@ -227,15 +225,6 @@ class RtmpSession(asyncio.Protocol):
         if self.stream is not None and self.session is not None and self.publish_id is not None:
             self.hub.unpublish(self.stream, self.session)
         self.stream, self.publish_id, self.ingest = None, None, None
-
-    def close(self, reason: str) -> None:
-        """Close this one session with a logged reason; everything else carries on."""
-        if self.session is not None and self.session.close_reason is None:
-            self.session.close_reason = reason
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
-        self._cleanup(reason)
 
     def _cleanup(self, reason: str) -> None:
         self.closed = True

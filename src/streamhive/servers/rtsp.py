@@ -32,6 +32,7 @@ from ..protocols.rtsp.auth import AuthResult, DigestAuthority, basic_challenge, 
 from ..protocols.rtsp.headers import Transport, format_session, parse_transports
 from ..protocols.rtsp.message import Headers, Interleaved, Request, Response, RtspError, RtspParser
 from ..tls import server_context
+from .connection import ClientConnection
 from .rtp_ingest import RECEIVER_SSRC, IngestMedia, RtpIngest, describe_medias, ingest_medias
 
 if TYPE_CHECKING:
@@ -55,12 +56,11 @@ TRACKS_WAIT = 5.0
 SERVER_NAME = "streamhive"
 
 
-class RtspReply(Exception):
-    """Answer the current request with this status (and headers), e.g. 455 or 461."""
+class RtspReply(RtspError):
+    """Answer the current request with this status and extra headers (401 with challenges...)."""
 
     def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
+        super().__init__(status, reason)
         self.headers = headers or []
 
 
@@ -199,7 +199,7 @@ class RtspService:
         conn.udp_received(media, data, rtcp)
 
 
-class RtspConnection(asyncio.Protocol):
+class RtspConnection(ClientConnection):
     """One client connection and its RTSP session."""
 
     def __init__(self, service: RtspService, protocol_name: str) -> None:
@@ -278,9 +278,6 @@ class RtspConnection(asyncio.Protocol):
             if self.closed:
                 return
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cleanup(f"connection lost: {exc}" if exc else "client closed")
-
     # -- media in -------------------------------------------------------------------------------
     def _interleaved(self, channel: int, data: bytes) -> None:
         target = self.channels.get(channel)
@@ -318,24 +315,15 @@ class RtspConnection(asyncio.Protocol):
                 if cseq is None:
                     raise RtspReply(400, "missing CSeq header")
                 response = await self._handle(request, headers)
-            except RtspReply as reply:
-                for name, value in reply.headers:
+            except RtspError as exc:  # RtspReply, or a header the parsers refused
+                for name, value in getattr(exc, "headers", ()):
                     headers.add(name, value)
-                response = Response(reply.status, _reason(reply.status), headers)
+                response = Response(exc.status, _reason(exc.status), headers)
                 log.info(
                     "session %s: %s %s -> %d %s",
                     self.session.id if self.session else "?",
                     request.method,
                     request.uri,
-                    reply.status,
-                    reply,
-                )
-            except RtspError as exc:
-                response = Response(exc.status, _reason(exc.status), headers)
-                log.info(
-                    "session %s: %s -> %d %s",
-                    self.session.id if self.session else "?",
-                    request.method,
                     exc.status,
                     exc,
                 )
@@ -718,15 +706,6 @@ class RtspConnection(asyncio.Protocol):
             if self.service.udp_peers.get(key, (None,))[0] is self:
                 del self.service.udp_peers[key]
         self._reset_session()
-
-    def close(self, reason: str) -> None:
-        """Close this one session with a logged reason; everything else carries on."""
-        if self.session is not None and self.session.close_reason is None:
-            self.session.close_reason = reason
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
-        self._cleanup(reason)
 
     def _cleanup(self, reason: str) -> None:
         self.closed = True
