@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    FFMPEG,
     FFPROBE,
     PEERS,
     RunningServer,
@@ -20,6 +21,7 @@ from tests.conftest import (
     publishing,
     record,
     run,
+    terminate,
 )
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
@@ -219,3 +221,53 @@ async def test_rtsp_publisher_sending_garbage_rtp(server: RunningServer, tmp_pat
     writer.close()
     log = server.log()
     assert "Traceback" not in log and "dropped malformed RTP" in log, log
+
+
+CODEC_CASES = {
+    # name: (ffmpeg encoder options, how to read it back, expected (video, audio) codecs)
+    "aac-latm": (
+        ("-c:v", "libx264", "-tune", "zerolatency", "-c:a", "aac", "-rtpflags", "latm"),
+        "rtmp",
+        ("h264", "aac"),
+    ),
+    "opus": (("-c:v", "libx264", "-tune", "zerolatency", "-c:a", "libopus"), "rtsp", ("h264", "opus")),
+    "pcma": (
+        ("-c:v", "libx264", "-tune", "zerolatency", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"),
+        "rtsp",
+        ("h264", "pcm_alaw"),
+    ),
+    "mjpeg": (("-c:v", "mjpeg", "-huffman", "0", "-pix_fmt", "yuvj420p", "-an"), "rtsp", ("mjpeg", None)),
+    "hevc": (
+        ("-c:v", "libx265", "-x265-params", "log-level=none:bframes=0", "-c:a", "aac"),
+        "hls",
+        ("hevc", "aac"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CODEC_CASES))
+async def test_rtsp_payload_formats_from_ffmpeg(server: RunningServer, tmp_path: Path, case: str) -> None:
+    """ffmpeg's own RTP packetizers as publishers: LATM, Opus, G.711, MJPEG and H.265 come in
+    over RTSP and go out over RTSP, RTMP or HLS, decodable."""
+    assert FFMPEG is not None
+    options, output, (vcodec, acodec) = CODEC_CASES[case]
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
+           "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+           "-t", "20", "-g", "25", *options, "-f", "rtsp", "-rtsp_transport", "tcp", f"{server.rtsp}/codec/{case}"]  # fmt: skip
+    publisher = await asyncio.create_subprocess_exec(*cmd)
+    try:
+        await asyncio.to_thread(server.wait_for_path, f"codec/{case}", 2 if acodec else 1)
+        out = tmp_path / f"{case}.mkv"
+        if output == "rtsp":
+            await record_rtsp(f"{server.rtsp}/codec/{case}", out, 3)
+        elif output == "rtmp":
+            await record(f"{server.rtmp}/codec/{case}", out, 3)
+        else:
+            await record(f"{server.http}/codec/{case}/index.m3u8", out, 3)
+    finally:
+        await terminate(publisher)
+    info = await probe(out)
+    assert (info["video"]["codec_name"], info["video"]["width"]) == (vcodec, 320), info
+    assert int(info["video"]["nb_read_frames"]) >= 40, info  # type: ignore[arg-type]
+    if acodec:
+        assert info["audio"]["codec_name"] == acodec and int(info["audio"]["nb_read_frames"]) >= 20, info  # type: ignore[arg-type]
