@@ -26,6 +26,9 @@ class FakeTransport:
         else:
             self.chunks.append(data)
 
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))  # what asyncio's default WriteTransport.writelines does
+
     def get_write_buffer_size(self) -> int:
         return self.pending
 

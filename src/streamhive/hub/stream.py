@@ -397,7 +397,7 @@ class Stream:
         return sum(len(g.readers) for g in self._groups.values()) + queues
 
     def attach(self, reader: Reader, prefix: bytes = b"") -> None:
-        """Start a reader: header, codec config and the GOP cache in one write, then live frames."""
+        """Start a reader: header, codec config and the GOP cache in one go, then live frames."""
         self.flush()  # queued frames are already in the GOP cache this reader gets
         (mux_name, factory), (framing_name, framing) = reader.format, reader.framing
         key = (mux_name, framing_name)
@@ -409,10 +409,12 @@ class Stream:
         reader.backlog = self.config.reader_backlog_bytes
         reader.max_lag = self.config.reader_max_lag
         head = prefix + framing(group.muxer.header(self.tracks, self.metadata))
-        data = b"".join([head, *group.gop]) if self._gop_active else head
+        parts = [head, *group.gop] if self._gop_active else [head]
         reader.waiting_key = not self._gop_active
-        reader.transport.write(data)
-        reader.session.bytes_out += len(data)
+        # writelines: uvloop hands the parts to the kernel as they are (writev), where a join
+        # would copy the whole GOP (~0.5 MB at 2 Mbit/s) for every joining reader.
+        reader.transport.writelines(parts)
+        reader.session.bytes_out += sum(map(len, parts))
         group.readers.append(reader)
 
     def detach(self, reader: Reader) -> None:

@@ -101,6 +101,10 @@ class UdpReaderTransport:
                 (rtcp if channel & 1 else rtp).sendto(data[pos + 4 : pos + 4 + size], (host, port))
             pos += 4 + size
 
+    def writelines(self, parts: list[bytes]) -> None:
+        for data in parts:
+            self.write(data)
+
     def get_write_buffer_size(self) -> int:
         return 0
 
