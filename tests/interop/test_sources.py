@@ -12,12 +12,14 @@ import pytest
 
 from tests.conftest import (
     PEERS,
+    ffmpeg_publish_cmd,
     free_port,
     needs_ffmpeg,
     needs_gst,
     probe,
     publishing,
     record,
+    run,
     terminate,
     video_dts,
 )
@@ -45,12 +47,16 @@ async def test_rtmp_source_on_demand(make_server, tmp_path: Path) -> None:
     )
     async with publishing(origin, "live/src", 30):
         assert edge.api("/api/v1/paths")["items"] == []  # nobody reads: not pulled yet
+        rc, _, _ = await run(ffmpeg_publish_cmd(f"{edge.rtmp}/relay", 2), 30)
+        assert rc != 0  # a path fed by its source takes no other publisher
         await record(f"{edge.http}/relay.flv", tmp_path / "relay.flv", 4)
         info = await probe(tmp_path / "relay.flv")
         assert (info["video"]["codec_name"], info["video"]["width"]) == ("h264", 320)
         assert int(info["video"]["nb_read_frames"]) >= 60  # type: ignore[arg-type]
         assert info["audio"]["codec_name"] == "aac"
         await asyncio.to_thread(wait_gone, edge, "relay")  # idle: the pull stops by itself
+        await record(f"{edge.http}/relay.flv", tmp_path / "again.flv", 2)  # and starts again
+        assert int((await probe(tmp_path / "again.flv"))["video"]["nb_read_frames"]) >= 30  # type: ignore[arg-type]
     log = edge.log()
     assert "source relay: starting" in log and "stopping (no readers)" in log
 

@@ -673,3 +673,14 @@ def test_log_once() -> None:
 def test_scrypt_is_salted_sha_is_not_used() -> None:
     stored = hash_password("pw")
     assert hashlib.sha256(b"pw").hexdigest() not in stored
+
+
+async def test_a_valid_token_does_not_buy_unlimited_password_guesses() -> None:
+    """Wrong passwords count even when a valid token (for another action) turns the answer into 403."""
+    control = access(users=USERS, jwt=JwtConfig(secret=SECRET), max_failures=3)
+    viewer_token = hs_token(grant())  # valid, but only for reading
+    for guess in ("a", "b", "c"):
+        attempt = request("publish", user="cam", password=guess, token=viewer_token)
+        assert (await denied(control, attempt, ["users", "jwt"])).code == "forbidden"
+    blocked = await denied(control, request("publish", user="cam", password="campass"), ["users", "jwt"])
+    assert "too many" in blocked.reason

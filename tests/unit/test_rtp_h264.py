@@ -395,3 +395,18 @@ def test_resent_subsets_of_known_sets_change_nothing() -> None:
     assert first[0].track is not None  # a second PPS is news
     again = depacketize(dp, [RtpPacket(96, i, 3600, 0, i == 2, u) for i, u in enumerate((sps, pps, idr))])
     assert again[0].track is None  # one of the two PPS again is not
+
+
+def test_an_access_unit_that_never_ends_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender repeating one timestamp without a marker must not grow memory without bound."""
+    from streamhive.formats.rtp import h264 as rtp_h264
+
+    monkeypatch.setattr(rtp_h264, "MAX_ACCESS_UNIT", 10_000)
+    depack = CODEC.depacketizer(Track("video", "h264"), SdpFormat("H264", 90000))
+    start = bytes([0x7C, 0x85]) + bytes(1000)  # FU-A start of an IDR slice
+    middle = bytes([0x7C, 0x05]) + bytes(1000)
+    depack.push(start, 1, False)
+    with pytest.raises(RtpError, match="over 10000 bytes"):
+        for _ in range(20):
+            depack.push(middle, 1, False)
+    assert depack.push(middle, 1, False) == []  # the rest of that unit is dropped quietly

@@ -83,19 +83,20 @@ class AccessControl:
         if "open" in methods:
             return
         reasons: list[str] = []
-        forbidden = False
+        forbidden = invalid = False
         for method in dict.fromkeys(methods):
             reason, not_enough = await self._try(method, request)
             if reason is None:
                 return
             reasons.append(f"{method}: {reason}")
             forbidden = forbidden or not_enough
+            # Wrong credentials count even when another method's valid ones made this a 403:
+            # otherwise any valid token would buy unlimited password guesses.
+            invalid = invalid or (not not_enough and _attempted(method, request))
         summary = "; ".join(reasons) or "no access method configured"
-        if forbidden:
-            raise AccessDenied("forbidden", summary)
-        if _presented_credentials(request):
+        if invalid:
             self._failures.failed(client)
-        raise AccessDenied("unauthorized", summary)
+        raise AccessDenied("forbidden" if forbidden else "unauthorized", summary)
 
     async def close(self) -> None:
         if self._own_session is not None:
@@ -154,10 +155,15 @@ class AccessControl:
         return await self._passwords.check(request.password, user.password_hash)
 
 
-def _presented_credentials(request: AuthRequest) -> bool:
-    if request.user is not None or request.token:
-        return True
-    try:
-        return any(name == "sign" for name, _ in parse_qsl(request.query, max_num_fields=64))
-    except ValueError:
-        return True
+def _attempted(method: str, request: AuthRequest) -> bool:
+    """Whether the request presented credentials that ``method`` judged (and refused)."""
+    if method == "users":
+        return request.user is not None
+    if method == "jwt":
+        return bool(request.token)
+    if method == "signed_url":
+        try:
+            return any(name == "sign" for name, _ in parse_qsl(request.query, max_num_fields=64))
+        except ValueError:
+            return True
+    return request.user is not None or bool(request.token)  # http: whatever the backend refused

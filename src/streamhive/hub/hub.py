@@ -199,6 +199,8 @@ class Hub:
             path = validate_path(path)
         else:
             path = await self.authorize(path, session, "publish", credentials)
+            if self.config.path_config(path).source is not None:
+                raise Refused("busy", f"{path!r} is fed by its configured source")
         stream = self.streams.get(path)
         if stream is not None and stream.publisher is not None:
             if not stream.config.takeover:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -170,8 +172,10 @@ async def _drain_ws(ws: web.WebSocketResponse, on_end: Callable[[str], None]) ->
 async def index_handler(request: web.Request) -> web.Response:
     """A small page listing the live paths and their URLs (the full console comes later)."""
     server = request.app[SERVER_KEY]
+    # Path names come from publishers: escaped, or a stream name becomes a script on this page.
     rows = "".join(
-        f"<li><b>{name}</b> — <a href='/{name}.flv'>HTTP-FLV</a> · rtmp://HOST:{server.rtmp_port}/{name}</li>"
+        f"<li><b>{html.escape(name)}</b> — <a href='/{html.escape(quote(name))}.flv'>HTTP-FLV</a>"
+        f" · rtmp://HOST:{server.rtmp_port}/{html.escape(name)}</li>"
         for name in sorted(server.hub.streams)
     )
     body = (
@@ -179,7 +183,11 @@ async def index_handler(request: web.Request) -> web.Response:
         f"<p>{len(server.hub.streams)} live path(s)</p><ul>{rows}</ul>"
         "<p><a href='/api/v1/paths'>/api/v1/paths</a> · <a href='/metrics'>/metrics</a></p>"
     )
-    return web.Response(text=body, content_type="text/html")
+    return web.Response(
+        text=body,
+        content_type="text/html",
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )
 
 
 class _MalformedRequestFilter(logging.Filter):

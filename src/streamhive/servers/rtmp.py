@@ -66,6 +66,7 @@ class RtmpSession(ClientConnection):
         self.reader: Reader | None = None
         self.play_id: int | None = None
         self.ingest: FlvIngest | None = None
+        self.claimed = False  # a publish or play is being set up or running
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,18 +138,31 @@ class RtmpSession(ClientConnection):
     def _path(self, name: str) -> str:
         return f"{self.app}/{name}" if self.app else name
 
+    def _claim(self) -> bool:
+        """One publish or play per connection: claimed before the first await, so two pipelined
+        requests cannot both pass while authorization is still running."""
+        if self.stream is not None or self.claimed:
+            return False
+        self.claimed = True
+        return True
+
+    def _query(self, stream_query: str) -> str:
+        """Credentials may be on the stream name, the app (connect URL), or both."""
+        return "&".join(q for q in (stream_query, self.connect_query) if q)
+
     async def _publish(self, event: rc.PublishRequested) -> None:
         assert self.session is not None
-        if self.stream is not None:
+        if not self._claim():
             self.conn.reject_publish(
                 event.stream_id, "NetStream.Publish.BadName", "already publishing or playing"
             )
             self._flush()
             return
-        self.session.query = event.query or self.connect_query
+        self.session.query = self._query(event.query)
         try:
             stream = await self.hub.publish(self._path(event.name), self.session)
         except Refused as refused:
+            self.claimed = False
             self._refuse(self.conn.reject_publish, event.stream_id, PUBLISH_CODES[refused.code], refused)
             return
         if self.closed:
@@ -161,14 +175,15 @@ class RtmpSession(ClientConnection):
 
     async def _play(self, event: rc.PlayRequested) -> None:
         assert self.session is not None and self.transport is not None
-        if self.stream is not None:
+        if not self._claim():
             self.conn.reject_play(event.stream_id, "NetStream.Play.Failed", "already publishing or playing")
             self._flush()
             return
-        self.session.query = event.query or self.connect_query
+        self.session.query = self._query(event.query)
         try:
             stream = await self.hub.read(self._path(event.name), self.session)
         except Refused as refused:
+            self.claimed = False
             self._refuse(self.conn.reject_play, event.stream_id, PLAY_CODES[refused.code], refused)
             return
         if self.closed:
@@ -225,6 +240,7 @@ class RtmpSession(ClientConnection):
         if self.stream is not None and self.session is not None and self.publish_id is not None:
             self.hub.unpublish(self.stream, self.session)
         self.stream, self.publish_id, self.ingest = None, None, None
+        self.claimed = False
 
     def _cleanup(self, reason: str) -> None:
         self.closed = True

@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..auth import Credentials
 from ..formats.rtp.muxer import RtpMuxer, media_sections
@@ -51,6 +51,8 @@ REFUSED_STATUS = {
 }
 #: Seconds between RTCP receiver reports to a publisher or camera.
 RR_INTERVAL = 5.0
+#: Requests a client may send ahead of our answers (clients pipeline a few at most).
+MAX_PIPELINED = 32
 #: How long DESCRIBE waits for a just-started publisher to announce its tracks.
 TRACKS_WAIT = 5.0
 SERVER_NAME = "streamhive"
@@ -66,8 +68,18 @@ class RtspReply(RtspError):
 
 def _split_uri(uri: str) -> tuple[str, str]:
     """(path, query) of a request URI, absolute (rtsp://host/path) or bare (/path)."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise RtspError(400, f"bad request URI: {exc}") from None
     return unquote(parts.path).strip("/"), parts.query
+
+
+def _uri_path(uri: str) -> str | None:
+    try:
+        return urlsplit(uri).path.rstrip("/")
+    except ValueError:
+        return None
 
 
 def _remote(transport: asyncio.BaseTransport) -> tuple[str, int]:
@@ -94,12 +106,15 @@ class UdpReaderTransport:
         if rtp is None or rtcp is None:
             return
         pos, end, ports, host = 0, len(data), self.ports, self.host
-        while pos + 4 <= end:
-            channel, size = data[pos + 1], (data[pos + 2] << 8) | data[pos + 3]
-            port = ports.get(channel)
-            if port is not None:
-                (rtcp if channel & 1 else rtp).sendto(data[pos + 4 : pos + 4 + size], (host, port))
-            pos += 4 + size
+        try:
+            while pos + 4 <= end:
+                channel, size = data[pos + 1], (data[pos + 2] << 8) | data[pos + 3]
+                port = ports.get(channel)
+                if port is not None:
+                    (rtcp if channel & 1 else rtp).sendto(data[pos + 4 : pos + 4 + size], (host, port))
+                pos += 4 + size
+        except (OSError, OverflowError, ValueError):
+            self.closing = True  # this player's address is unusable; the hub drops it next
 
     def writelines(self, parts: list[bytes]) -> None:
         for data in parts:
@@ -219,7 +234,8 @@ class RtspConnection(ClientConnection):
         self.closed = False
         self.requests: asyncio.Queue[Request] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # first-request, then session timeout
+        self.rr_timer: asyncio.TimerHandle | None = None  # receiver reports to a publisher
         self.loop = asyncio.get_running_loop()
         self.last_seen = self.loop.time()
         self._reset_session()
@@ -229,12 +245,12 @@ class RtspConnection(ClientConnection):
         self.mode: str | None = None  # "play" | "record"
         self.path: str | None = None
         self.stream: Stream | None = None
-        # players: hub track index -> ("tcp", channel) or ("udp", client RTP port)
-        self.play_setup: dict[int, tuple[str, int]] = {}
+        # players: hub track index -> ("tcp", RTP, RTCP channel) or ("udp", client RTP, RTCP port)
+        self.play_setup: dict[int, tuple[str, int, int]] = {}
         self.reader: Reader | None = None
         # publishers
         self.medias: list[IngestMedia | None] = []
-        self.media_setup: dict[int, tuple[str, int]] = {}  # media index -> ("tcp", channel) | ("udp", port)
+        self.media_setup: dict[int, tuple[str, int, int]] = {}  # media index -> as play_setup
         self.channels: dict[int, tuple[int, bool]] = {}  # interleaved channel -> (media, is RTCP)
         self.ingest: RtpIngest | None = None
         self.udp_keys: list[tuple[str, int]] = []
@@ -264,6 +280,7 @@ class RtspConnection(ClientConnection):
             return
         assert self.session is not None
         self.session.bytes_in += len(data)
+        self.last_seen = self.loop.time()
         try:
             events = self.parser.feed(data)
         except RtspError as exc:
@@ -277,7 +294,9 @@ class RtspConnection(ClientConnection):
                 if self.timer is not None and self.rtsp_id is None:
                     self.timer.cancel()
                     self.timer = None
-                self.last_seen = self.loop.time()
+                if self.requests.qsize() >= MAX_PIPELINED:
+                    self.close(f"more than {MAX_PIPELINED} requests waiting for answers")
+                    return
                 self.requests.put_nowait(event)
             if self.closed:
                 return
@@ -286,8 +305,8 @@ class RtspConnection(ClientConnection):
     def _interleaved(self, channel: int, data: bytes) -> None:
         target = self.channels.get(channel)
         if target is None:
-            if self.reader is not None and channel & 1:
-                return  # a player's RTCP receiver report: nothing to act on
+            if channel in self._player_channels():
+                return  # a player's RTCP receiver report (playing or paused): nothing to act on
             self.close(f"interleaved data on channel {channel}, which was never set up")
             return
         self._media_in(target[0], data, target[1])
@@ -327,7 +346,7 @@ class RtspConnection(ClientConnection):
                     "session %s: %s %s -> %d %s",
                     self.session.id if self.session else "?",
                     request.method,
-                    request.uri,
+                    _split_uri(request.uri)[0] or "*",  # never the query: it may hold a token
                     exc.status,
                     exc,
                 )
@@ -336,13 +355,20 @@ class RtspConnection(ClientConnection):
                     "session %s: %s %s failed",
                     self.session.id if self.session else "?",
                     request.method,
-                    request.uri,
+                    _split_uri(request.uri)[0] or "*",
                 )
                 self._send(Response(500, _reason(500), headers))
                 self.close("internal error")
                 return
             self._send(response)
-            self._after_response(request, response)
+            try:
+                self._after_response(request, response)
+            except Exception:
+                log.exception(
+                    "session %s: after %s", self.session.id if self.session else "?", request.method
+                )
+                self.close("internal error")
+                return
 
     def _after_response(self, request: Request, response: Response) -> None:
         if response.status != 200:
@@ -399,8 +425,13 @@ class RtspConnection(ClientConnection):
         if age is not None and age > digest.nonce_ttl:
             raise RtspReply(401, "stale digest nonce", self._challenges(stale=True))
 
+        # An answer is bound to the URI it was computed for: one sniffed on another path (or
+        # another request) must not open this one.
+        answered = _uri_path(creds.uri or "")
+        same_uri = answered is not None and answered == _uri_path(request.uri)
+
         def verify(password: str) -> bool:
-            return digest.verify(creds, password, method, now) is AuthResult.OK
+            return same_uri and digest.verify(creds, password, method, now) is AuthResult.OK
 
         return Credentials(creds.username, verifier=verify, user_agent=agent)
 
@@ -418,17 +449,19 @@ class RtspConnection(ClientConnection):
         extra = self._challenges() if status == 401 else []
         return RtspReply(status, str(refused), extra)
 
-    async def _readable(self, request: Request) -> Stream:
-        path, query = _split_uri(request.uri)
+    async def _readable(self, request: Request, path: str, query: str) -> Stream:
+        """The stream at ``path`` if this client may read it (the query's credentials count;
+        a request without a query keeps the one the session started with)."""
         assert self.session is not None
-        self.session.query = query
+        if query:
+            self.session.query = query
         try:
             return await self.hub.find_readable(path, self.session, self._credentials(request))
         except Refused as refused:
             raise self._refused(refused) from None
 
     async def _describe(self, request: Request, headers: Headers) -> Response:
-        stream = await self._readable(request)
+        stream = await self._readable(request, *_split_uri(request.uri))
         deadline = self.loop.time() + TRACKS_WAIT
         while not stream.tracks and not stream.ended and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
@@ -446,7 +479,10 @@ class RtspConnection(ClientConnection):
             "a=range:npt=0-",
             *media,
         ]
-        headers.add("Content-Base", request.uri.rstrip("/") + "/")
+        base = urlsplit(request.uri)  # without the query: clients append controls to it
+        headers.add(
+            "Content-Base", urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + "/", "", ""))
+        )
         headers.add("Content-Type", "application/sdp")
         return Response(200, "OK", headers, ("\r\n".join(lines) + "\r\n").encode())
 
@@ -503,23 +539,46 @@ class RtspConnection(ClientConnection):
             + (", UDP unicast)" if self.service.udp_ports else ")"),
         )
 
-    def _next_channels(self) -> int:
-        used = set(self.channels) | {ch for kind, ch in self.play_setup.values() if kind == "tcp"}
-        channel = 0
-        while channel in used or channel + 1 in used:
-            channel += 2
-        return channel
+    def _player_channels(self) -> set[int]:
+        return {ch for kind, a, b in self.play_setup.values() if kind == "tcp" for ch in (a, b)}
 
-    def _interleave_or_udp(self, transport: Transport) -> tuple[str, int]:
-        if transport.lower == "TCP":
+    def _interleave_or_udp(self, transport: Transport) -> tuple[str, int, int]:
+        """("tcp", RTP channel, RTCP channel) or ("udp", client RTP port, client RTCP port)."""
+        kinds = {kind for kind, _, _ in (*self.play_setup.values(), *self.media_setup.values())}
+        kind = "tcp" if transport.lower == "TCP" else "udp"
+        if kinds and kinds != {kind}:
+            raise RtspReply(461, "one session cannot mix UDP and TCP transports")
+        if kind == "tcp":
+            used = set(self.channels) | self._player_channels()
             if transport.interleaved is not None:
                 channel = transport.interleaved[0]
-                if channel in self.channels or channel > 254:
-                    raise RtspReply(461, f"interleaved channel {channel} already in use or invalid")
-                return "tcp", channel
-            return "tcp", self._next_channels()
+                if channel > 254 or channel in used or channel + 1 in used:
+                    raise RtspReply(
+                        461, f"interleaved channels {channel}-{channel + 1} already in use or invalid"
+                    )
+                return "tcp", channel, channel + 1
+            channel = 0
+            while channel in used or channel + 1 in used:
+                channel += 2
+            if channel > 254:
+                raise RtspReply(461, "no interleaved channels left")
+            return "tcp", channel, channel + 1
         assert transport.client_port is not None
-        return "udp", transport.client_port[0]
+        rtp, rtcp = transport.client_port
+        if not (0 < rtp <= 65535 and 0 < rtcp <= 65535) or rtp == rtcp:
+            raise RtspReply(461, f"bad client_port {rtp}-{rtcp}")
+        return "udp", rtp, rtcp
+
+    def _claim_udp(self, ports: tuple[int, ...], index: int) -> None:
+        """Route datagrams from these client ports to this session, unless another has them."""
+        for port in ports:
+            owner = self.service.udp_peers.get((self.host, port))
+            if owner is not None and owner[0] is not self and not owner[0].closed:
+                raise RtspReply(461, f"client port {port} is in use by another session")
+        for port in ports:
+            key = (self.host, port)
+            self.service.udp_peers[key] = (self, index)
+            self.udp_keys.append(key)
 
     def _setup_record(self, request: Request, transport: Transport) -> tuple[str, int]:
         assert self.path is not None
@@ -539,21 +598,19 @@ class RtspConnection(ClientConnection):
             )
         if index is None or index in self.media_setup:
             raise RtspReply(404, f"no announced media with control {control!r}")
-        kind, port_or_channel = self._interleave_or_udp(transport)
-        self.media_setup[index] = (kind, port_or_channel)
+        kind, a, b = self._interleave_or_udp(transport)
         if kind == "tcp":
-            self.channels[port_or_channel] = (index, False)
-            self.channels[port_or_channel + 1] = (index, True)
+            self.channels[a], self.channels[b] = (index, False), (index, True)
         else:
-            assert transport.client_port is not None
-            for port in transport.client_port:
-                key = (self.host, port)
-                self.service.udp_peers[key] = (self, index)
-                self.udp_keys.append(key)
-        return kind, port_or_channel
+            self._claim_udp((a, b), index)
+        self.media_setup[index] = (kind, a, b)
+        return kind, a
 
     async def _setup_play(self, request: Request, transport: Transport) -> tuple[str, int]:
-        path, _ = _split_uri(request.uri)
+        path, query = _split_uri(request.uri)
+        if "/trackID=" in query:  # a client that appended the control to a URL with a query
+            query, _, control = query.rpartition("/")
+            path = f"{path}/{control}"
         head, _, last = path.rpartition("/")
         index = None
         if last.startswith("trackID="):
@@ -561,8 +618,7 @@ class RtspConnection(ClientConnection):
             with contextlib.suppress(ValueError):
                 index = int(last[len("trackID=") :])
         if self.path is None:
-            request_for_path = Request(request.method, path, request.headers, b"")
-            self.stream = await self._readable(request_for_path)
+            self.stream = await self._readable(request, path, query)
             self.path, self.mode = self.stream.path, "play"
         elif path != self.path:
             raise RtspReply(455, "all SETUPs of a session must be on one path")
@@ -573,14 +629,11 @@ class RtspConnection(ClientConnection):
             index = next((i for i in usable if i not in self.play_setup), None)
         if index is None or index not in usable or index in self.play_setup:
             raise RtspReply(404, "no such track, or it is set up already")
-        kind, value = self._interleave_or_udp(transport)
-        self.play_setup[index] = (kind, value)
+        kind, a, b = self._interleave_or_udp(transport)
         if kind == "udp":
-            assert transport.client_port is not None
-            key = (self.host, transport.client_port[1])  # the player's receiver reports
-            self.service.udp_peers[key] = (self, index)
-            self.udp_keys.append(key)
-        return kind, value
+            self._claim_udp((b,), index)  # the player's receiver reports keep its session alive
+        self.play_setup[index] = (kind, a, b)
+        return kind, a
 
     async def _play(self, request: Request, headers: Headers) -> Response:
         if self.mode != "play" or not self.play_setup or self.path is None:
@@ -597,15 +650,15 @@ class RtspConnection(ClientConnection):
 
     def _attach_reader(self) -> None:
         assert self.session is not None and self.transport is not None and self.stream is not None
-        udp = any(kind == "udp" for kind, _ in self.play_setup.values())
+        udp = any(kind == "udp" for kind, _, _ in self.play_setup.values())
         channels: dict[int, int] = {}
         ports: dict[int, int] = {}
-        for index, (_kind, value) in self.play_setup.items():
+        for index, (_kind, a, b) in self.play_setup.items():
             if udp:
                 channels[index] = 2 * index
-                ports[2 * index], ports[2 * index + 1] = value, value + 1
+                ports[2 * index], ports[2 * index + 1] = a, b
             else:
-                channels[index] = value
+                channels[index] = a
         mtu = self.cfg.mtu
         layout = ",".join(f"{i}:{c}" for i, c in sorted(channels.items()))
 
@@ -631,12 +684,11 @@ class RtspConnection(ClientConnection):
             if self.closed:
                 self.hub.unpublish(stream, self.session)
                 raise RtspReply(400, "connection closed")
-            udp = any(kind == "udp" for kind, _ in self.media_setup.values())
+            udp = any(kind == "udp" for kind, _, _ in self.media_setup.values())
             self.stream = stream
             self.ingest = RtpIngest(stream, self.medias, reorder=udp)
-            self.loop.call_later(RR_INTERVAL, self._receiver_reports)
-            if udp:
-                self._arm_session_timeout()
+            self.rr_timer = self.loop.call_later(RR_INTERVAL, self._receiver_reports)
+            self._arm_session_timeout()  # a publisher that goes silent must not hold the path
         self._with_session(headers)
         return Response(200, "OK", headers)
 
@@ -644,6 +696,8 @@ class RtspConnection(ClientConnection):
         if self.reader is not None:
             reader, self.reader = self.reader, None
             reader.close("paused", notify=False)
+            assert self.session is not None
+            self.hub.read_ended(self.session)  # PLAY again is a new read
         self._with_session(headers)
         return Response(200, "OK", headers)
 
@@ -655,12 +709,15 @@ class RtspConnection(ClientConnection):
         self.close(f"no request within {self.cfg.request_timeout:g}s")
 
     def _arm_session_timeout(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.closed:
             return
         idle = self.loop.time() - self.last_seen
         timeout = self.cfg.session_timeout
         if idle > timeout:
-            self.close(f"UDP session timed out: nothing from the client for {timeout:g}s")
+            self.close(f"session timed out: nothing from the client for {timeout:g}s")
             return
         self.timer = self.loop.call_later(timeout - idle + 0.5, self._arm_session_timeout)
 
@@ -668,15 +725,16 @@ class RtspConnection(ClientConnection):
         ingest = self.ingest
         if self.closed or ingest is None:
             return
-        for media, (kind, value) in self.media_setup.items():
+        for media, (kind, _rtp, rtcp) in self.media_setup.items():
             report = ingest.receiver_report(media, RECEIVER_SSRC, self.loop.time())
             if report is None:
                 continue
             if kind == "tcp":
-                self._write(struct.pack(">BBH", 0x24, value + 1, len(report)) + report)
+                self._write(struct.pack(">BBH", 0x24, rtcp, len(report)) + report)
             elif self.service.udp_rtcp is not None:
-                self.service.udp_rtcp.sendto(report, (self.host, value + 1))
-        self.loop.call_later(RR_INTERVAL, self._receiver_reports)
+                with contextlib.suppress(OSError, OverflowError, ValueError):
+                    self.service.udp_rtcp.sendto(report, (self.host, rtcp))
+        self.rr_timer = self.loop.call_later(RR_INTERVAL, self._receiver_reports)
 
     # -- output and closing ---------------------------------------------------------------------
     def _send(self, response: Response) -> None:
@@ -709,6 +767,10 @@ class RtspConnection(ClientConnection):
         for key in self.udp_keys:
             if self.service.udp_peers.get(key, (None,))[0] is self:
                 del self.service.udp_peers[key]
+        for timer in (self.timer, self.rr_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.rr_timer = None
         self._reset_session()
 
     def _cleanup(self, reason: str) -> None:

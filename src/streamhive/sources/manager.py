@@ -13,7 +13,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..config import PathConfig
-from ..hub import Stream
+from ..hub import Refused, Stream
+from ..protocols.rtsp.message import RtspError
 from .pull import Pull, RtmpPull, RtspPull, SourceError, SourceUrl, UdpBlocked
 from .rtsp_client import RtspClientError
 
@@ -47,12 +48,12 @@ class Source:
             self.task = asyncio.ensure_future(self._run())
 
     async def stop(self, reason: str) -> None:
-        if self.task is not None and not self.task.done():
+        task, self.task = self.task, None
+        if task is not None and not task.done():
             log.info("source %s: stopping (%s)", self.path, reason)
-            self.task.cancel()
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        self.task = None
+                await task
 
     async def wait_live(self, timeout: float) -> Stream | None:
         with contextlib.suppress(TimeoutError):
@@ -86,12 +87,16 @@ class Source:
                     if self.config.source_protocol == "auto":
                         transport = "tcp"
                         backoff = 0.0
-                except (SourceError, RtspClientError, OSError) as exc:
+                except (SourceError, RtspClientError, OSError, RtspError, Refused) as exc:
                     reason = str(exc)
                 except asyncio.CancelledError:
                     pull.session.close_reason = "source stopped"
                     pull.unpublish(0)
+                    self.live.clear()  # the next start must wait for its own pull
                     raise
+                except Exception as exc:  # a bug of ours: log it once, keep retrying the source
+                    log.exception("source %s: pull failed", self.path)
+                    reason = f"internal error: {exc!r}"
                 finally:
                     hub.remove_session(pull.session)
                 self.last_error = reason
@@ -108,17 +113,26 @@ class Source:
                 idle.cancel()
 
     async def _watch_idle(self) -> None:
-        """Stop the pull once nobody (RTMP/RTSP/FLV readers, HLS viewers) has read it for a while."""
-        idle_since = asyncio.get_running_loop().time()
+        """Stop the pull once nobody (RTMP/RTSP/FLV readers, HLS viewers) has read it for a while.
+
+        The idle clock runs only while the source is live (a slow camera is not stopped while
+        its first reader waits), and deciding and cancelling happen in one step, so a reader
+        cannot slip in between.
+        """
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
         while True:
             await asyncio.sleep(IDLE_CHECK)
-            now = asyncio.get_running_loop().time()
+            now = loop.time()
             stream = self.server.hub.streams.get(self.path)
             readers = stream.reader_count() if stream is not None else 0
-            if readers or self.server.hls.viewers(self.path):
+            if readers or self.server.hls.viewers(self.path) or not self.live.is_set():
                 idle_since = now
             elif now - idle_since >= self.config.source_on_demand_close_after:
-                asyncio.get_running_loop().call_soon(asyncio.ensure_future, self.stop("no readers"))
+                log.info("source %s: stopping (no readers)", self.path)
+                task, self.task = self.task, None
+                if task is not None:
+                    task.cancel()  # _run cleans up: unpublish, and this watcher is cancelled too
                 return
 
 

@@ -111,6 +111,7 @@ class RtspPull(Pull):
         self.channels: dict[int, tuple[int, bool]] = {}
         self.last_packet = 0.0
         self.packets = 0
+        self.peer_ip: str | None = None  # UDP media is accepted from the camera's address only
         self.loop = asyncio.get_running_loop()
 
     def _interleaved(self, channel: int, data: bytes) -> None:
@@ -136,6 +137,8 @@ class RtspPull(Pull):
         client = await RtspClient.connect(
             url.host, url.port, url.scheme == "rtsps", self._interleaved, url.user, url.password
         )
+        peer = client.transport.get_extra_info("peername") if client.transport else None
+        self.peer_ip = peer[0] if peer else None
         sockets: list[asyncio.DatagramTransport] = []
         try:
             await self._session(client, sockets)
@@ -285,7 +288,8 @@ class _PullUdp(asyncio.DatagramProtocol):
         self.pull, self.media, self.rtcp = pull, media, rtcp
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self.pull._media(self.media, data, self.rtcp)
+        if addr[0] == self.pull.peer_ip:  # anyone can send to our ports: only the camera counts
+            self.pull._media(self.media, data, self.rtcp)
 
 
 class RtmpPull(Pull):

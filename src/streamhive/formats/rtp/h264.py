@@ -28,6 +28,10 @@ _MODE_2_TYPES = {25: "STAP-B", 26: "MTAP16", 27: "MTAP24", 29: "FU-B"}
 _MIN_MTU = 16
 
 
+#: Largest access unit accepted (a 4K intra frame is a few MB): beyond it the unit is dropped.
+MAX_ACCESS_UNIT = 16 * 1024 * 1024
+
+
 class NalPacketizer:
     """Splits an access unit's NAL units into RTP payloads of at most ``mtu`` bytes.
 
@@ -155,6 +159,7 @@ class NalDepacketizer:
         "_fu_body",
         "_dropping",
         "_need_keyframe",
+        "_size",
     )
 
     def __init__(self, track: Track, params: tuple[tuple[bytes, ...], ...]) -> None:
@@ -168,6 +173,7 @@ class NalDepacketizer:
         self._fu_body = self.fu_pos + 1  # where a start fragment's data begins
         self._dropping = False  # the current access unit is broken: discard the rest of it
         self._need_keyframe = True  # nothing is decodable before the first keyframe
+        self._size = 0  # bytes held for the access unit being built
 
     def parse(self, payload: bytes) -> tuple[bytes, ...] | None:
         """The complete NAL units in ``payload``, or None for a fragment; RtpError if malformed.
@@ -196,6 +202,10 @@ class NalDepacketizer:
     def push(self, payload: bytes, timestamp: int, marker: bool) -> list[Access]:
         units = self.parse(payload)
         out: list[Access] = []
+        self._size += len(payload)
+        if self._size > MAX_ACCESS_UNIT and not self._dropping:
+            self._taint()  # a sender that never ends its access unit must not grow memory
+            raise RtpError(f"access unit over {MAX_ACCESS_UNIT} bytes")
         if timestamp != self._ts:
             if self._ts is not None:
                 self._finish(out, self._ts)
@@ -217,6 +227,7 @@ class NalDepacketizer:
         self._taint()
 
     def _taint(self) -> None:
+        self._size = 0
         self._units = []
         self._fu = None
         self._dropping = True
@@ -243,6 +254,7 @@ class NalDepacketizer:
     def _finish(self, out: list[Access], timestamp: int) -> None:
         units = self._units
         self._units = []
+        self._size = 0
         if self._fu is not None:  # the access unit ended inside a fragmented NAL unit
             self._fu = None
             self._need_keyframe = True
