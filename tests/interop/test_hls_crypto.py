@@ -215,8 +215,10 @@ async def test_keys_need_the_token(enc_server: RunningServer, tmp_path: Path) ->
         for bare in (key_uri.split("?")[0], f"{key_uri.split('?')[0]}?token=forged.{token}"):
             status, body, _ = await fetch(http, base, bare)
             assert status in (401, 403) and body != key, bare
-        # Media rides on the playlist's authorization: useless without the key.
-        status, encrypted, _ = await fetch(http, base, segment_uri.split("?")[0])
+        # Media needs the token too; with it, a segment is ciphertext (useless without the key).
+        status, _, _ = await fetch(http, base, segment_uri.split("?")[0])
+        assert status in (401, 403)
+        status, encrypted, _ = await fetch(http, base, segment_uri)
         assert status == 200 and encrypted[4:8] != b"moof"
         out = tmp_path / "out.mkv"
         await record(f"{base}index.m3u8?token={token}", out, 3, 40)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..auth import AuthRequest, Credentials
 from ..auth.limits import RateLimiter
+from ..auth.networks import client_key
 from ..hub import Refused
 from ..servers.http_auth import credentials_of, refusal, remote_of
 from .metrics import render_metrics
@@ -58,7 +59,7 @@ def guard(key: web.AppKey[Server]) -> Callable[[web.Request, Handler], Awaitable
         rate = server.config.http.api_rate_limit
         if rate:
             limiter = limiters.setdefault(id(server), RateLimiter(rate, rate * 5, time.monotonic))
-            if not limiter.allow(request_.ip):
+            if not limiter.allow(client_key(request_.ip)):
                 server.hub.stats.refused_requests["rate_limited"] = (
                     server.hub.stats.refused_requests.get("rate_limited", 0) + 1
                 )

@@ -9,9 +9,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..auth import Action, Authorizer, AuthRequest, Credentials, ip_of
+from ..auth import Action, Authorizer, AuthRequest, Credentials, Unauthorized, ip_of
 from ..auth.access import AccessControl, AccessDenied
 from ..auth.limits import LogOnce
+from ..auth.networks import client_key
 from ..config import Config
 from .paths import validate_path
 from .session import Session
@@ -88,7 +89,7 @@ class Hub:
     # -- sessions ---------------------------------------------------------------------------
     def add_session(self, session: Session) -> bool:
         """Register a new connection; False when ``max_connections`` (overall or per IP) is reached."""
-        ip = ip_of(session.remote)
+        ip = client_key(ip_of(session.remote))  # an IPv6 /64 is one client
         per_ip = self.config.max_connections_per_ip
         if len(self.sessions) >= self.config.max_connections:
             why = f"max_connections={self.config.max_connections} reached"
@@ -107,7 +108,7 @@ class Hub:
     def remove_session(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
-        ip = ip_of(session.remote)
+        ip = client_key(ip_of(session.remote))
         left = self._per_ip.get(ip, 1) - 1
         if left > 0:
             self._per_ip[ip] = left
@@ -160,15 +161,21 @@ class Hub:
             try:
                 await self.access.check(request, methods)
             except AccessDenied as denied:
+                # The client learns only the kind of refusal (the log has the details): saying
+                # "expired" or "wrong path" would tell it which credentials were good.
                 self._refusal(request, denied.code, denied.reason)
+                public = "credentials required" if denied.code == "unauthorized" else "not allowed"
                 raise Refused(
-                    denied.code, f"{request.action} of {request.path!r} refused: {denied.reason}"
+                    denied.code, f"{request.action} of {request.path!r} refused: {public}"
                 ) from None
         try:
             await self.auth.check(request)
-        except Exception as exc:
+        except Unauthorized as exc:  # its message is meant for the client
             self._refusal(request, "unauthorized", str(exc))
             raise Refused("unauthorized", str(exc)) from None
+        except Exception as exc:  # a failing check refuses, and says nothing of itself to the client
+            self._refusal(request, "unauthorized", f"check failed: {exc!r}")
+            raise Refused("unauthorized", f"{request.action} of {request.path!r} refused") from None
 
     def _refusal(self, request: AuthRequest, code: str, reason: str) -> None:
         """Count every refusal; log one line per client address and minute at most (no floods)."""

@@ -5,9 +5,10 @@ segment) and stops after ``hls_idle_timeout`` without requests, unless ``hls_alw
 blocked request waits on one asyncio.Event per path that the segmenter pulses when a part or
 segment is added, bounded in count (``http.max_blocked_requests``) and in time.
 
-Access: playlists, the MPD and AES-128 keys are authorized on every request (tokens expire);
-media requests ride on that, which is safe because an encrypted path's media is useless without
-its keys. The credential query parameters of a playlist request are carried into every URI it
+Access: every request is authorized like any read (network rules, blocks, the path's
+read_auth); a positive answer is reused for ``AUTH_CACHE_SECONDS`` for the same client address,
+path and credentials, so a player's stream of segment requests costs one check every few
+seconds. The credential query parameters of a playlist request are carried into every URI it
 lists, so players that only know the playlist URL keep sending them.
 
 AES-128 (``hls_encryption``) covers the fmp4 and mpegts variants. A ``lowLatency`` path with
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..auth import ip_of
 from ..delivery import playlists
 from ..delivery.crypto import SegmentKeys
 from ..delivery.segmenter import Segment, Segmenter
@@ -37,6 +39,10 @@ from .http_auth import REFUSED_STATUS, credentials_of, remote_of
 
 if TYPE_CHECKING:
     from ..server import Server
+
+#: Seconds an authorized HLS/DASH client (address, path, credentials) is not asked again.
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_SIZE = 100_000
 
 log = logging.getLogger("streamhive.hls")
 
@@ -168,6 +174,8 @@ class HlsService:
         self.muxings: dict[str, PathMuxing] = {}
         self.blocked = 0
         self._reaper: asyncio.Task[None] | None = None
+        #: (path, client address, credentials) -> until when a yes is reused
+        self._allowed: dict[tuple[str, str, str, str], float] = {}
         #: Paths already told that LL-HLS with encryption is served as fmp4 (one warning each).
         self._ll_warned: set[str] = set()
         server.hub.on("publish", self._on_publish)
@@ -238,8 +246,7 @@ class HlsService:
             raise web.HTTPForbidden(
                 text=f"no DASH for {path}: its HLS is AES-128 encrypted and DASH segments would be clear"
             )
-        if muxing is None or match["master"] or match["media"] or match["mpd"] or match["key"]:
-            muxing = await self._authorized_muxing(request, path)
+        muxing = await self._authorized_muxing(request, path)
         muxing.seen(request)
         seg = muxing.segmenter
         first_wait = muxing.config.hls_segment_duration * 3 + 5
@@ -287,12 +294,29 @@ class HlsService:
         return self.server.config.path_config(path).hls_encryption != "none"
 
     async def _authorized_muxing(self, request: web.Request, path: str) -> PathMuxing:
-        """Every playlist and key request is authorized (tokens expire); media requests ride on that."""
-        session = Session("hls", remote_of(request), query=request.query_string)
+        """The path's muxing if this request may read it (a recent yes for the same client,
+        path and credentials is reused; the check itself is the hub's, as for any reader)."""
+        remote = remote_of(request)
+        key = (
+            path,
+            ip_of(remote),
+            playlists.credentials_query(request.query.items()),
+            request.headers.get("Authorization", ""),
+        )
+        now = time.monotonic()
+        muxing = self.muxings.get(path)
+        if muxing is not None and self._allowed.get(key, 0.0) > now:
+            return muxing
+        session = Session("hls", remote, query=request.query_string)
         try:
             stream = await self.server.hub.find_readable(path, session, credentials_of(request))
         except Refused as refused:
             raise _refused(refused) from None
+        if len(self._allowed) >= AUTH_CACHE_SIZE:
+            self._allowed = {k: t for k, t in self._allowed.items() if t > now}
+            if len(self._allowed) >= AUTH_CACHE_SIZE:
+                self._allowed.clear()
+        self._allowed[key] = now + AUTH_CACHE_SECONDS
         return self.muxing(stream)
 
     async def _wait(self, muxing: PathMuxing, ready: Callable[[], bool], timeout: float) -> bool:

@@ -68,6 +68,10 @@ async def flv_handler(request: web.Request) -> web.StreamResponse:
         session.close_reason = f"refused: {refused}"
         hub.remove_session(session)
         return refusal(refused)
+    except BaseException:  # cancelled (client gone, shutdown) while a check was running
+        session.close_reason = "closed before the stream started"
+        hub.remove_session(session)
+        raise
     log.info(
         "session start id=%s protocol=%s remote=%s path=%s",
         session.id,
