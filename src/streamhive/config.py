@@ -132,7 +132,9 @@ class RtspConfig(_Model):
     rtp_port: int = Field(8000, ge=0, le=65535, description="UDP port for RTP of every RTSP session.")
     rtcp_port: int = Field(8001, ge=0, le=65535, description="UDP port for RTCP of every RTSP session.")
     session_timeout: float = Field(
-        60.0, gt=0, description="Seconds a UDP session lives without requests, RTP or RTCP from its client."
+        60.0,
+        gt=0,
+        description="Seconds a UDP session, or a publisher on any transport, lives without requests, RTP or RTCP.",
     )
     request_timeout: float = Field(
         10.0, gt=0, description="Seconds a new connection has to send its first request."
