@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import hlsclient, loadclient, publishclient
+from bench import hlsclient, loadclient, publishclient, rtspclient
 from bench.loadclient import percentile
 
 
@@ -156,11 +156,30 @@ def publish_line(stats: list[publishclient.PublisherStats], publishers: int) -> 
     return line
 
 
+def rtsp_line(stats: list[rtspclient.ReaderStats], readers: int) -> Callable[[float], str]:
+    rate = _Rate()
+
+    def line(now: float) -> str:
+        receiving = sum(s.first_packet_s is not None for s in stats)
+        errors = sum(s.error is not None for s in stats)
+        first = [s.first_packet_s * 1000 for s in stats if s.first_packet_s is not None]
+        total = sum(s.bytes for s in stats)
+        return (
+            f"readers {len(stats)}/{readers} started, {receiving} receiving, "
+            f"{rate.mbit(total, now):.1f} Mbit/s, errors {errors}, first packet p50/p95 "
+            f"{_ms(percentile(first, 50))}/{_ms(percentile(first, 95))} ms"
+        )
+
+    return line
+
+
 def kind_of(url: str) -> str:
     parts = urlsplit(url)
     path = parts.path.lower()
     if parts.scheme == "rtmp":
         return "rtmp"
+    if parts.scheme == "rtsp":
+        return "rtsp"
     if parts.scheme == "ws" and path.endswith(".flv"):
         return "ws-flv"
     if parts.scheme in ("http", "https"):
@@ -171,7 +190,7 @@ def kind_of(url: str) -> str:
                 raise ValueError("https:// FLV is not supported by the load client; use http://")
             return "http-flv"
     raise ValueError(
-        f"cannot tell the protocol of {url!r}: rtmp://..., http://....flv, ws://....flv or http://....m3u8"
+        f"cannot tell the protocol of {url!r}: rtmp://..., rtsp://..., http://....flv, ws://....flv or http://....m3u8"
     )
 
 
@@ -197,6 +216,14 @@ async def play(args: argparse.Namespace) -> dict[str, Any]:
             args.quiet,
         )
         return {"kind": kind, "summary": hres.summary(), "text": hlsclient.format_summary(hres.summary())}
+    if kind == "rtsp":
+        rstats: list[rtspclient.ReaderStats] = []
+        rres = await _with_progress(
+            rtspclient.run_rtsp_load(args.url, args.clients, args.duration, args.ramp, stats_sink=rstats),
+            rtsp_line(rstats, args.clients),
+            args.quiet,
+        )
+        return {"kind": kind, "summary": rres.summary(), "text": rtspclient.format_summary(rres.summary())}
     pstats: list[loadclient.PlayerStats] = []
     res = await _with_progress(
         loadclient.run_load(args.url, args.clients, args.duration, args.ramp, stats_sink=pstats),
