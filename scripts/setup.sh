@@ -12,7 +12,8 @@ if [ "$want_tests" = test ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v npm >/dev/null || need+=(npm)
   command -v openssl >/dev/null || need+=(openssl)
-  command -v nft >/dev/null || need+=(nftables)  # UDP packet loss in the RTSP loss test
+  command -v nft >/dev/null || need+=(nftables)  # UDP packet loss in the RTSP loss test...
+  command -v ip >/dev/null || need+=(iproute2)    # ...inside a network namespace of its own
   # GStreamer's RTSP server: the independent "IP camera" the RTSP pull tests read from
   [ -x /usr/bin/python3 ] && /usr/bin/python3 tests/peers/gst_rtsp_server.py --check >/dev/null 2>&1 ||
     need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
