@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from ..hub import Session
+from ..hub import Hub, Session
+from ..hub.session import format_remote
+
+log = logging.getLogger("streamhive.session")
 
 
 class ClientConnection(asyncio.Protocol):
@@ -13,6 +17,21 @@ class ClientConnection(asyncio.Protocol):
     session: Session | None = None
     transport: asyncio.Transport | None = None
     closed: bool = False
+    host: str = "?"
+
+    def open_session(self, transport: asyncio.BaseTransport, hub: Hub, protocol: str) -> bool:
+        """Register the connection with the hub; False (and the socket aborted) when refused."""
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.host = peer[0] if peer else "?"
+        self.session = Session(protocol, format_remote(peer[0], peer[1]) if peer else "?")
+        self.session.kick = self.close
+        if not hub.add_session(self.session):
+            self.closed = True
+            transport.abort()  # type: ignore[attr-defined]
+            return False
+        log.info("session start id=%s protocol=%s remote=%s", self.session.id, protocol, self.session.remote)
+        return True
 
     def close(self, reason: str) -> None:
         """Close this one session with a logged reason; everything else carries on."""

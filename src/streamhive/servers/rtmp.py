@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
-from ..hub.session import format_remote
 from ..protocols.rtmp import connection as rc
 from ..protocols.rtmp.errors import RtmpError
 from ..protocols.rtmp.mux import RtmpMuxer
@@ -39,11 +38,6 @@ PLAY_CODES = {
     "bad_path": "NetStream.Play.StreamNotFound",
     "too_many": "NetStream.Play.Failed",
 }
-
-
-def _remote(transport: asyncio.BaseTransport) -> str:
-    peer = transport.get_extra_info("peername")
-    return format_remote(peer[0], peer[1]) if peer else "?"
 
 
 class RtmpSession(ClientConnection):
@@ -73,19 +67,8 @@ class RtmpSession(ClientConnection):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.session = Session(self.protocol_name, _remote(transport))
-        self.session.kick = self.close
-        if not self.hub.add_session(self.session):
-            self.closed = True
-            transport.abort()  # type: ignore[attr-defined]
+        if not self.open_session(transport, self.hub, self.protocol_name):
             return
-        log.info(
-            "session start id=%s protocol=%s remote=%s",
-            self.session.id,
-            self.protocol_name,
-            self.session.remote,
-        )
         timeout = self.server.config.rtmp.handshake_timeout
         self._timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
 

@@ -27,10 +27,10 @@ from ..formats.rtp.packet import is_rtcp
 from ..formats.sdp import SdpError, parse_sdp
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
-from ..hub.session import format_remote
 from ..protocols.rtsp.auth import AuthResult, DigestAuthority, basic_challenge, parse_authorization
 from ..protocols.rtsp.headers import Transport, format_session, parse_transports
 from ..protocols.rtsp.message import Headers, Interleaved, Request, Response, RtspError, RtspParser
+from ..protocols.rtsp.url import split_control
 from ..tls import server_context
 from .connection import ClientConnection
 from .rtp_ingest import RECEIVER_SSRC, IngestMedia, RtpIngest, describe_medias, ingest_medias
@@ -80,11 +80,6 @@ def _uri_path(uri: str) -> str | None:
         return urlsplit(uri).path.rstrip("/")
     except ValueError:
         return None
-
-
-def _remote(transport: asyncio.BaseTransport) -> tuple[str, int]:
-    peer = transport.get_extra_info("peername")
-    return (peer[0], peer[1]) if peer else ("?", 0)
 
 
 class UdpReaderTransport:
@@ -258,20 +253,8 @@ class RtspConnection(ClientConnection):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.host, port = _remote(transport)
-        self.session = Session(self.protocol_name, format_remote(self.host, port))
-        self.session.kick = self.close
-        if not self.hub.add_session(self.session):
-            self.closed = True
-            transport.abort()  # type: ignore[attr-defined]
+        if not self.open_session(transport, self.hub, self.protocol_name):
             return
-        log.info(
-            "session start id=%s protocol=%s remote=%s",
-            self.session.id,
-            self.protocol_name,
-            self.session.remote,
-        )
         self.timer = self.loop.call_later(self.cfg.request_timeout, self._first_request_timeout)
         self.worker = asyncio.ensure_future(self._serve())
 
@@ -582,17 +565,10 @@ class RtspConnection(ClientConnection):
 
     def _setup_record(self, request: Request, transport: Transport) -> tuple[str, int]:
         assert self.path is not None
-        path, _ = _split_uri(request.uri)
-        control = path[len(self.path) :].strip("/") if path.startswith(self.path) else path
-        index = next(
-            (
-                i
-                for i, m in enumerate(self.medias)
-                if m is not None and _control_matches(m.control, control, request.uri)
-            ),
-            None,
-        )
-        if index is None:
+        controls = [m.control for m in self.medias if m is not None and m.control]
+        _, control = split_control(request.uri, controls)
+        index = next((i for i, m in enumerate(self.medias) if m is not None and m.control == control), None)
+        if control is None:  # a SETUP of the stream itself: the next media not set up yet
             index = next(
                 (i for i, m in enumerate(self.medias) if m is not None and i not in self.media_setup), None
             )
@@ -792,14 +768,6 @@ def _track_ok(track: Track) -> bool:
     from ..formats.rtp import codec_for_track
 
     return codec_for_track(track) is not None
-
-
-def _control_matches(control: str, requested: str, uri: str) -> bool:
-    if not control:
-        return False
-    if "://" in control:
-        return control.rstrip("/") == uri.rstrip("/")
-    return control.strip("/") == requested
 
 
 def transport_reply(transport: Transport, key: tuple[str, int], udp_ports: tuple[int, int] | None) -> str:
