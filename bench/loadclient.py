@@ -519,6 +519,21 @@ def cpu_pct_since(cpu0: os.times_result, wall: float) -> float:
     return 100 * cpu / wall if wall else 0.0
 
 
+async def connect(
+    factory: Callable[[], asyncio.Protocol], host: str, port: int, timeout: float
+) -> str | None:
+    """Open one client connection; None, or the error name the load reports count."""
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().create_connection(factory, host, port), timeout)
+    except TimeoutError:
+        return "connect-timeout"
+    except ConnectionRefusedError:
+        return "connect-refused"
+    except OSError as exc:
+        return f"connect-{type(exc).__name__}"
+    return None
+
+
 async def run_load(
     url: str,
     clients: int,
@@ -536,7 +551,6 @@ async def run_load(
     ``stats_sink``, when given, gets each player's live :class:`PlayerStats` as it starts (for a
     progress display reading them while the run goes on)."""
     cls, protocol, host, port, path = _target(url)
-    loop = asyncio.get_running_loop()
     ramp_s = clients / ramp if ramp > 0 else 0.0
     cpu0 = os.times()
     t0 = time.monotonic()
@@ -554,14 +568,7 @@ async def run_load(
             players.append(p)
             return p
 
-        try:
-            await asyncio.wait_for(loop.create_connection(factory, host, port), connect_timeout)
-        except TimeoutError:
-            stats.error = "connect-timeout"
-        except ConnectionRefusedError:
-            stats.error = "connect-refused"
-        except OSError as exc:
-            stats.error = f"connect-{type(exc).__name__}"
+        stats.error = await connect(factory, host, port, connect_timeout)
         if stats.error is not None and player_box:
             player_box[0].finished = True
 

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.loadclient import (
+    connect,
     cpu_pct_since,
     marker,
     percentile,
@@ -483,7 +484,6 @@ async def run_rtsp_load(
     if parsed.user is not None:
         raise ValueError("the RTSP load client does not authenticate: use a URL without credentials")
     host, port = parsed.host, parsed.port
-    loop = asyncio.get_running_loop()
     ramp_s = readers / ramp if ramp > 0 else 0.0
     cpu0 = os.times()
     t0 = time.monotonic()
@@ -502,14 +502,7 @@ async def run_rtsp_load(
             protocols.append(p)
             return p
 
-        try:
-            await asyncio.wait_for(loop.create_connection(factory, host, port), connect_timeout)
-        except TimeoutError:
-            stats.error = "connect-timeout"
-        except ConnectionRefusedError:
-            stats.error = "connect-refused"
-        except OSError as exc:
-            stats.error = f"connect-{type(exc).__name__}"
+        stats.error = await connect(factory, host, port, connect_timeout)
         if stats.error is not None and box:
             box[0].finished = True
             box[0].timer.cancel()
