@@ -82,7 +82,8 @@ class Server:
         self.rtsp = RtspService(self)
         self.hooks = EventHooks(self.config.auth.hooks)
         for event in ("publish", "unpublish", "read", "read_end"):
-            self.hub.on(event, self._hook(event))
+            if getattr(self.config.auth.hooks, f"on_{event}") is not None:
+                self.hub.on(event, self._hook(event))
         self.sources = SourceManager(self)
         self._servers: list[asyncio.AbstractServer] = []
         self._runner: web.AppRunner | None = None
@@ -117,8 +118,6 @@ class Server:
         """Hand a hub event to the HTTP hooks (queued: delivery never holds up media)."""
 
         def deliver(path: str, session: Session) -> None:
-            if getattr(self.config.auth.hooks, f"on_{event}") is None:
-                return
             self.hooks.emit(
                 f"on_{event}",
                 {

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..auth import AuthRequest, Credentials
+from ..auth import AuthRequest, Credentials, ip_of
 from ..auth.limits import RateLimiter
 from ..auth.networks import client_key
 from ..hub import Refused
@@ -55,19 +55,17 @@ def guard(key: web.AppKey[Server]) -> Callable[[web.Request, Handler], Awaitable
             return await handler(request)
         server = request.app[key]
         remote = remote_of(request)
-        request_ = AuthRequest("api", "api", "http", remote, request.query_string)
+        ip = ip_of(remote)
         rate = server.config.http.api_rate_limit
         if rate:
             limiter = limiters.setdefault(id(server), RateLimiter(rate, rate * 5, time.monotonic))
-            if not limiter.allow(client_key(request_.ip)):
-                server.hub.stats.refused_requests["rate_limited"] = (
-                    server.hub.stats.refused_requests.get("rate_limited", 0) + 1
-                )
+            if not limiter.allow(client_key(ip)):
+                server.hub.stats.refused("rate_limited")
                 return web.json_response(
                     {"error": "too many API requests"}, status=429, headers={"Retry-After": "1"}
                 )
         if not server.config.auth.api:
-            if _is_loopback(request_.ip):
+            if _is_loopback(ip):
                 return await handler(request)
             return web.json_response(
                 {"error": "the API answers only this machine unless auth.api is configured"}, status=403

@@ -22,7 +22,8 @@ def ip_of(remote: str) -> str:
     return host.strip("[]")
 
 
-#: Query parameters that carry credentials on any URL (HLS keeps them on every URI it lists).
+#: Query parameters that carry credentials on any URL (HLS keeps them on every URI it lists;
+#: LL-HLS's ``_HLS_*`` and anything else a client adds are not carried on).
 CREDENTIAL_PARAMS = ("token", "key", "user", "pass", "expires", "sign")
 
 

@@ -15,15 +15,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from ..auth import CREDENTIAL_PARAMS
 from ..formats import fmp4
 from .segmenter import CLOCK, Segment, Segmenter
 
 #: How many of the newest segments keep their parts listed in an LL-HLS playlist.
 PART_SEGMENTS = 3
-
-#: Query parameters that carry a viewer's credentials (auth.Credentials.from_query and signed
-#: URLs); LL-HLS's ``_HLS_*`` and anything else a client adds are not carried on.
-CREDENTIAL_PARAMS = frozenset({"token", "key", "expires", "sign", "user", "pass"})
 
 
 def credentials_query(params: Iterable[tuple[str, str]]) -> str:

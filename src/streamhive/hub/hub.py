@@ -44,6 +44,9 @@ class Stats:
     #: Refused publish/read/API requests by reason code ("unauthorized", "forbidden"...).
     refused_requests: dict[str, int] = field(default_factory=dict)
 
+    def refused(self, reason: str) -> None:
+        self.refused_requests[reason] = self.refused_requests.get(reason, 0) + 1
+
 
 class Hub:
     def __init__(self, config: Config, authorizer: Authorizer | None = None) -> None:
@@ -179,7 +182,7 @@ class Hub:
 
     def _refusal(self, request: AuthRequest, code: str, reason: str) -> None:
         """Count every refusal; log one line per client address and minute at most (no floods)."""
-        self.stats.refused_requests[code] = self.stats.refused_requests.get(code, 0) + 1
+        self.stats.refused(code)
         if self.log_once.should_log(f"auth:{request.ip}"):
             log.warning(
                 "refused %s of %s from %s (%s): %s",

@@ -365,7 +365,7 @@ class Stream:
             return
         publisher = self.publisher
         if publisher is not None and publisher.kick is not None:
-            self.hub.stats.refused_requests["bitrate"] = self.hub.stats.refused_requests.get("bitrate", 0) + 1
+            self.hub.stats.refused("bitrate")
             log.warning(
                 "path %s: publisher %s sends %.0f bit/s, over max_publish_bitrate=%d",
                 self.path,

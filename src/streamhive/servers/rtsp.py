@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..auth import Credentials
+from ..formats.rtp import codec_for_track
 from ..formats.rtp.muxer import RtpMuxer, media_sections
 from ..formats.rtp.packet import is_rtcp
 from ..formats.sdp import SdpError, parse_sdp
@@ -600,7 +601,7 @@ class RtspConnection(ClientConnection):
             raise RtspReply(455, "all SETUPs of a session must be on one path")
         stream = self.stream
         assert stream is not None
-        usable = [i for i, _ in enumerate(stream.tracks) if _track_ok(stream.tracks[i])]
+        usable = [i for i, track in enumerate(stream.tracks) if codec_for_track(track) is not None]
         if index is None:
             index = next((i for i in usable if i not in self.play_setup), None)
         if index is None or index not in usable or index in self.play_setup:
@@ -762,12 +763,6 @@ class RtspConnection(ClientConnection):
                 self.session.close_reason = reason
             self.hub.remove_session(self.session)
             self.session = None
-
-
-def _track_ok(track: Track) -> bool:
-    from ..formats.rtp import codec_for_track
-
-    return codec_for_track(track) is not None
 
 
 def transport_reply(transport: Transport, key: tuple[str, int], udp_ports: tuple[int, int] | None) -> str:

@@ -190,7 +190,7 @@ class RtspPull(Pull):
                 first = chosen.interleaved[0] if chosen.interleaved else 2 * i
                 self.channels[first], self.channels[first + 1] = (i, False), (i, True)
             elif chosen.server_port:
-                udp_targets[i] = (self._server_host(), chosen.server_port[1])
+                udp_targets[i] = (self.peer_ip or url.host, chosen.server_port[1])
         stream = await self._publish()
         self.ingest = RtpIngest(stream, medias, reorder=self.transport == "udp")
         session_control = sdp.control if sdp.control and sdp.control != "*" else ""
@@ -225,9 +225,6 @@ class RtspPull(Pull):
             if now >= next_keepalive:
                 next_keepalive = now + timeout / 2
                 await client.request("GET_PARAMETER", base)
-
-    def _server_host(self) -> str:
-        return self.url.host
 
     async def _udp_pair(self, media: int, sockets: list[asyncio.DatagramTransport]) -> int:
         """Bind an even/odd pair of local UDP ports for one media (RTP, RTCP)."""

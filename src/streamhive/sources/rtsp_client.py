@@ -32,7 +32,6 @@ class RtspClient(asyncio.Protocol):
         self.cseq = 0
         self.pending: dict[str, asyncio.Future[Response]] = {}
         self.session: str | None = None
-        self.auth: tuple[object, str] | None = None  # (challenge, method it was computed for)
         self.challenge: object | None = None
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.bytes_in = 0
