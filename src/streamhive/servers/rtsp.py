@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import struct
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from ..protocols.rtsp.url import split_control
 from ..tls import server_context
 from .connection import ClientConnection
 from .rtp_ingest import RECEIVER_SSRC, IngestMedia, RtpIngest, describe_medias, ingest_medias
+from .udp_pair import bind_pair
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -171,28 +171,9 @@ class RtspService:
         return servers
 
     async def _bind_udp(self, host: str, rtp_port: int, rtcp_port: int) -> None:
-        """Bind the shared RTP/RTCP sockets; port 0 picks a free even/odd pair (clients assume RTCP = RTP + 1)."""
-        loop = asyncio.get_running_loop()
-        for _ in range(100 if rtp_port == 0 else 1):
-            if rtp_port == 0:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 0))
-                    rtp, rtcp = probe.getsockname()[1] & ~1, (probe.getsockname()[1] & ~1) + 1
-            else:
-                rtp, rtcp = rtp_port, rtcp_port
-            try:
-                self.udp_rtp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self, False), local_addr=(host, rtp)
-                )
-                self.udp_rtcp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self, True), local_addr=(host, rtcp)
-                )
-                return
-            except OSError:
-                self.stop()
-                if rtp_port != 0:
-                    raise
-        raise OSError("no free UDP port pair for RTP/RTCP")
+        self.udp_rtp, self.udp_rtcp = await bind_pair(
+            host, lambda rtcp: _Udp(self, rtcp), rtp_port, rtcp_port
+        )
 
     @property
     def udp_ports(self) -> tuple[int, int] | None:

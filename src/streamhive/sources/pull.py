@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -24,6 +23,7 @@ from ..protocols.rtsp.headers import parse_rtp_info, parse_session, parse_transp
 from ..protocols.rtsp.url import resolve_control
 from ..servers.flv_ingest import FlvIngest
 from ..servers.rtp_ingest import RECEIVER_SSRC, RtpIngest, describe_medias, ingest_medias
+from ..servers.udp_pair import bind_pair
 from .rtsp_client import RtspClient, RtspClientError
 
 log = logging.getLogger("streamhive.source")
@@ -112,6 +112,7 @@ class RtspPull(Pull):
         self.last_packet = 0.0
         self.packets = 0
         self.peer_ip: str | None = None  # UDP media is accepted from the camera's address only
+        self.rtcp_sockets: dict[int, asyncio.DatagramTransport] = {}  # media -> our RTCP socket
         self.loop = asyncio.get_running_loop()
 
     def _interleaved(self, channel: int, data: bytes) -> None:
@@ -221,33 +222,21 @@ class RtspPull(Pull):
                 raise SourceError(f"no RTP for {NO_DATA_TIMEOUT:g}s")
             if now >= next_report:
                 next_report = now + RR_INTERVAL
-                self._reports(client, udp_targets, sockets)
+                self._reports(client, udp_targets)
             if now >= next_keepalive:
                 next_keepalive = now + timeout / 2
                 await client.request("GET_PARAMETER", base)
 
     async def _udp_pair(self, media: int, sockets: list[asyncio.DatagramTransport]) -> int:
-        """Bind an even/odd pair of local UDP ports for one media (RTP, RTCP)."""
-        family = socket.AF_INET6 if ":" in self.url.host else socket.AF_INET
-        for _ in range(50):
-            probe = socket.socket(family, socket.SOCK_DGRAM)
-            probe.bind(("", 0))
-            port = probe.getsockname()[1] & ~1
-            probe.close()
-            try:
-                pair = []
-                for offset, rtcp in ((0, False), (1, True)):
-                    transport, _ = await self.loop.create_datagram_endpoint(
-                        lambda rtcp=rtcp: _PullUdp(self, media, rtcp),  # type: ignore[misc]
-                        local_addr=("::" if family == socket.AF_INET6 else "0.0.0.0", port + offset),
-                    )
-                    pair.append(transport)
-                sockets.extend(pair)
-                return port
-            except OSError:
-                for transport in pair:
-                    transport.close()
-        raise SourceError("no free UDP port pair for RTP")
+        """Bind an even/odd pair of local UDP ports for one media; returns the RTP port."""
+        host = "::" if ":" in (self.peer_ip or self.url.host) else "0.0.0.0"
+        try:
+            rtp, rtcp = await bind_pair(host, lambda is_rtcp: _PullUdp(self, media, is_rtcp))
+        except OSError as exc:
+            raise SourceError(str(exc)) from None
+        sockets.extend((rtp, rtcp))
+        self.rtcp_sockets[media] = rtcp
+        return int(rtp.get_extra_info("sockname")[1])
 
     def _rtp_info(self, value: str | None, controls: dict[int, str]) -> None:
         if not value or self.ingest is None:
@@ -259,9 +248,7 @@ class RtspPull(Pull):
                     if entry.url and same and entry.rtptime is not None:
                         self.ingest.sync.rtp_info(media, entry.rtptime)
 
-    def _reports(
-        self, client: RtspClient, udp: dict[int, tuple[str, int]], sockets: list[asyncio.DatagramTransport]
-    ) -> None:
+    def _reports(self, client: RtspClient, udp: dict[int, tuple[str, int]]) -> None:
         ingest = self.ingest
         if ingest is None:
             return
@@ -273,11 +260,8 @@ class RtspPull(Pull):
                 channel = next((c for c, (m, rtcp) in self.channels.items() if m == media and rtcp), None)
                 if channel is not None:
                     client.send_interleaved(channel, report)
-            elif media in udp:
-                for sock in sockets:
-                    proto = sock.get_protocol()
-                    if isinstance(proto, _PullUdp) and proto.media == media and proto.rtcp:
-                        sock.sendto(report, udp[media])
+            elif media in udp and media in self.rtcp_sockets:
+                self.rtcp_sockets[media].sendto(report, udp[media])
 
 
 class _PullUdp(asyncio.DatagramProtocol):
