@@ -59,6 +59,7 @@ class RunningServer:
     http_port: int
     log_path: Path
     rtsp_port: int = 0
+    webrtc_port: int = 0
     #: Sent with API requests (Authorization) when the config protects the API.
     api_headers: dict[str, str] = field(default_factory=dict)
 
@@ -93,15 +94,20 @@ class RunningServer:
 
 
 def start_server(
-    tmp_path: Path, extra_config: str = "", rtmp_options: str = "", rtsp_options: str = ""
+    tmp_path: Path,
+    extra_config: str = "",
+    rtmp_options: str = "",
+    rtsp_options: str = "",
+    webrtc_options: str = "",
 ) -> RunningServer:
-    """``extra_config``: more top-level YAML; ``rtmp_options``/``rtsp_options``: more keys under
-    ``rtmp:``/``rtsp:`` (indented two spaces, one per line)."""
-    rtmp_port, http_port, rtsp_port = free_port(), free_port(), free_port()
+    """``extra_config``: more top-level YAML; ``rtmp_options``/``rtsp_options``/``webrtc_options``:
+    more keys under ``rtmp:``/``rtsp:``/``webrtc:`` (indented two spaces, one per line)."""
+    rtmp_port, http_port, rtsp_port, webrtc_port = free_port(), free_port(), free_port(), free_port()
     config = tmp_path / "streamhive.yaml"
     config.write_text(
         f'rtmp:\n  listen: "127.0.0.1:{rtmp_port}"\n{rtmp_options}'
         f'rtsp:\n  listen: "127.0.0.1:{rtsp_port}"\n  rtp_port: 0\n  rtcp_port: 0\n{rtsp_options}'
+        f'webrtc:\n  listen: "127.0.0.1:{webrtc_port}"\n{webrtc_options}'
         f'http:\n  listen: "127.0.0.1:{http_port}"\n{extra_config}'
     )
     log_path = tmp_path / "server.log"
@@ -111,7 +117,7 @@ def start_server(
         process = subprocess.Popen(
             [*cmd, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
-    server = RunningServer(process, rtmp_port, http_port, log_path, rtsp_port)
+    server = RunningServer(process, rtmp_port, http_port, log_path, rtsp_port, webrtc_port)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -152,10 +158,12 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """Start real servers with extra config; at teardown each must exit cleanly, without a traceback."""
     started: list[RunningServer] = []
 
-    def make(extra_config: str = "", rtmp_options: str = "", rtsp_options: str = "") -> RunningServer:
+    def make(
+        extra_config: str = "", rtmp_options: str = "", rtsp_options: str = "", webrtc_options: str = ""
+    ) -> RunningServer:
         folder = tmp_path / f"server{len(started)}"
         folder.mkdir()
-        srv = start_server(folder, extra_config, rtmp_options, rtsp_options)
+        srv = start_server(folder, extra_config, rtmp_options, rtsp_options, webrtc_options)
         started.append(srv)
         return srv
 

@@ -154,6 +154,63 @@ class RtspConfig(_Model):
     _listen = field_validator("listen")(_check_listen)
 
 
+class IceServerConfig(_Model):
+    """A STUN/TURN server offered to WHIP/WHEP clients in ``Link`` headers (RFC 9725 section 4.6)."""
+
+    urls: list[str] = Field(min_length=1, description="`stun:` / `turn:` / `turns:` URLs of one server.")
+    username: str | None = Field(None, description="TURN user name.")
+    credential: str | None = Field(None, description="TURN password.")
+
+
+class WebRtcConfig(_Model):
+    enabled: bool = Field(True, description="Serve WHIP publishers and WHEP players.")
+    listen: str = Field(
+        ":8189",
+        description="ICE address, HOST:PORT: one UDP socket for every peer, and ICE-TCP on the same port.",
+    )
+    tcp: bool = Field(True, description="Accept ICE-TCP (RFC 6544 passive candidates) on the listen port.")
+    public_ips: list[str] = Field(
+        [],
+        description="Addresses or host names announced as candidates; empty: the listen host, or every interface address when it listens on all.",
+    )
+    stun_server: str | None = Field(
+        None,
+        description="HOST:PORT of a STUN server asked once at startup for our public address (added to the candidates).",
+    )
+    ice_servers: list[IceServerConfig] = Field(
+        [], description="STUN/TURN servers told to clients (Link headers of WHIP/WHEP answers)."
+    )
+    handshake_timeout: float = Field(
+        10.0, gt=0, description="Seconds a new peer has to complete ICE and DTLS before it is dropped."
+    )
+    consent_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds without a STUN consent check after which a peer is dropped (RFC 7675).",
+    )
+    nack_history: int = Field(
+        512, ge=16, le=8192, description="RTP packets kept per outgoing track to answer NACKs."
+    )
+    max_offer_bytes: int = Field(65536, ge=1024, description="Largest SDP offer accepted.")
+    publish_bitrate: int = Field(
+        4_000_000, ge=100_000, description="Bitrate (bit/s) WHIP publishers are invited to send (REMB)."
+    )
+    audio_transcode: bool = Field(
+        True,
+        description="Transcode AAC to Opus for WebRTC players, and Opus to AAC for RTMP/FLV/HLS players, while such players exist.",
+    )
+    mtu: int = Field(1200, ge=576, le=1500, description="Largest RTP packet sent to WebRTC players.")
+
+    _listen = field_validator("listen")(_check_listen)
+
+    @field_validator("stun_server")
+    @classmethod
+    def _stun(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
+
 class ReservedListener(_Model):
     """Listeners of protocols that later releases serve; the key is accepted so configs stay stable."""
 
@@ -411,7 +468,7 @@ class Config(_Model):
     rtmp: RtmpConfig = Field(default_factory=RtmpConfig)  # type: ignore[arg-type]
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     rtsp: RtspConfig = Field(default_factory=RtspConfig)  # type: ignore[arg-type]
-    webrtc: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8189"))
+    webrtc: WebRtcConfig = Field(default_factory=WebRtcConfig)  # type: ignore[arg-type]
     srt: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8890"))
     path_defaults: PathConfig = Field(default_factory=PathConfig)  # type: ignore[arg-type]
     paths: dict[PathKey, PathOverrides | None] = Field(  # type: ignore[valid-type]
@@ -597,12 +654,14 @@ def reference_markdown() -> str:
     section("rtsp.rtsps", RtspsConfig, "rtsp.rtsps.")
     section("http", HttpConfig, "http.")
     section("http.https", HttpsConfig, "http.https.")
+    section("webrtc", WebRtcConfig, "webrtc.")
+    section("webrtc.ice_servers (each entry)", IceServerConfig, "webrtc.ice_servers[].")
     lines.extend(
         [
-            "## `webrtc`, `srt`",
+            "## `srt`",
             "",
-            "Each takes `listen` (defaults `:8189`, `:8890`). The keys are reserved so that configs",
-            "stay valid as these protocols land; this release does not open these ports.",
+            "Takes `listen` (default `:8890`). The key is reserved so that a config",
+            "stays valid as the protocol lands; this release does not open the port.",
             "",
         ]
     )

@@ -27,6 +27,8 @@ from .servers.hls import HlsService
 from .servers.http import build_app
 from .servers.rtmp import RtmpSession
 from .servers.rtsp import RtspService
+from .servers.webrtc import WebRtcService
+from .servers.whip import WhipService
 from .sources.manager import SourceManager
 from .tls import server_context
 
@@ -80,6 +82,8 @@ class Server:
         self.metrics_registry = make_registry(self)
         self.hls = HlsService(self)
         self.rtsp = RtspService(self)
+        self.webrtc = WebRtcService(self)
+        self.whip = WhipService(self, self.webrtc)
         self.hooks = EventHooks(self.config.auth.hooks)
         for event in ("publish", "unpublish", "read", "read_end"):
             if getattr(self.config.auth.hooks, f"on_{event}") is not None:
@@ -156,6 +160,10 @@ class Server:
                 self._register("rtsp", servers[0])
                 if len(servers) > 1:
                     self._register("rtsps", servers[1])
+            if cfg.webrtc.enabled:  # before HTTP: WHIP/WHEP answers need the ICE candidates
+                tcp = await self.webrtc.start()
+                self._servers += tcp
+                self.addresses["webrtc"] = (parse_listen(cfg.webrtc.listen)[0], self.webrtc.port)
             if cfg.http.enabled:
                 self.hls.start()
                 self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
@@ -206,6 +214,14 @@ class Server:
                 ),
                 f"HLS / LL-HLS        {base}/live/STREAM/index.m3u8",
                 f"DASH                {base}/live/STREAM/index.mpd",
+                *(
+                    [
+                        f"WHIP publish        {base}/live/STREAM/whip",
+                        f"WHEP play           {base}/live/STREAM/whep  (player page: {base}/live/STREAM/)",
+                    ]
+                    if "webrtc" in self.addresses
+                    else []
+                ),
                 f"API                 {base}/api/v1/paths",
                 f"Metrics             {base}/metrics",
             ]
@@ -219,6 +235,7 @@ class Server:
         await self.hooks.stop()
         await self.hub.access.close()
         self.rtsp.stop()
+        self.webrtc.stop()
         await self.hls.stop()
         for stream in list(self.hub.streams.values()):
             stream.end("server shutting down")

@@ -77,6 +77,7 @@ async def test_rtsp_credentials_reach_the_auth_hook(tmp_path: Path) -> None:
     config = load_config(
         text=f"rtsp:\n  listen: '127.0.0.1:{rtsp}'\n  rtp_port: 0\n  rtcp_port: 0\n"
         f"http:\n  listen: '127.0.0.1:{http}'\nrtmp:\n  listen: '127.0.0.1:{rtmp}'\n"
+        f"webrtc:\n  listen: '127.0.0.1:{free_port()}'\n"
     )
     base = f"rtsp://127.0.0.1:{rtsp}/live/secure"
     assert FFPROBE is not None

@@ -11,6 +11,9 @@ from . import flv
 
 #: Codecs FLV carries, in legacy tags or Enhanced RTMP.
 _FLV_CODECS = frozenset(("h264", "h265", "av1", "vp9", "aac", "opus", "mp3", "pcma", "pcmu"))
+#: Audio every FLV player decodes (legacy tags); Opus, carried only by Enhanced RTMP, reaches
+#: RTMP/FLV players transcoded to AAC (Stream.readable_with).
+PLAYER_AUDIO = frozenset(("aac", "mp3", "pcma", "pcmu"))
 #: Legacy sound formats for G.711 (7 A-law, 8 mu-law), defined only for 8 kHz mono; the flags
 #: byte says "5.5 kHz, 16-bit, mono" as FFmpeg writes it, and players take 8 kHz from the format.
 _G711_FLAGS = {"pcma": bytes((7 << 4 | 0x02,)), "pcmu": bytes((8 << 4 | 0x02,))}

@@ -21,7 +21,7 @@ from typing import Literal
 
 Kind = Literal["video", "audio"]
 
-VIDEO_CODECS = ("h264", "h265", "av1", "vp9", "mjpeg")
+VIDEO_CODECS = ("h264", "h265", "av1", "vp9", "vp8", "mjpeg")
 AUDIO_CODECS = ("aac", "opus", "mp3", "pcma", "pcmu")
 
 

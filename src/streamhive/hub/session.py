@@ -28,6 +28,8 @@ class Session:
 
     ``kick`` is how the API (or a takeover) closes the session: the adapter that created the
     session sets it to a function that closes its socket with the given reason.
+    ``request_keyframe`` is set by publishers that can be asked for one (WebRTC: PLI); readers
+    that lost packets call it through ``Stream.request_keyframe``.
     """
 
     protocol: str
@@ -41,6 +43,7 @@ class Session:
     bytes_in: int = 0
     bytes_out: int = 0
     kick: Callable[[str], None] | None = None
+    request_keyframe: Callable[[], None] | None = None
     close_reason: str | None = None
 
     def describe(self) -> dict[str, object]:

@@ -21,6 +21,7 @@ from .session import Session
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .views import AudioView
 
 log = logging.getLogger("streamhive.stream")
 
@@ -232,6 +233,13 @@ class Stream:
         self._grace: asyncio.TimerHandle | None = None
         self._flush_handle: asyncio.Handle | None = None
         self.ended = False
+        #: Set once an H.264/H.265 track shows B-frames (pts != dts): WebRTC players show them
+        #: out of order, so the API and the log say so.
+        self.bframes = False
+        #: Transcoded variants of this stream by target audio codec (see hub/views.py).
+        self.views: dict[str, AudioView] = {}
+        #: Called when the last reader or sink leaves (a view then stops its transcoder).
+        self.on_idle: Callable[[], None] | None = None
         self._bitrate_window: list[tuple[float, int]] = [(hub.now(), 0)]
 
     # -- publisher side -------------------------------------------------------------------
@@ -261,6 +269,27 @@ class Stream:
 
     def remove_sink(self, sink: FrameSink) -> None:
         self._sinks.discard(sink)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self.on_idle is not None and not self._groups and not self._sinks:
+            self.on_idle()
+
+    def readable_with(self, audio: frozenset[str]) -> Stream:
+        """This stream, or a view of it with its audio transcoded to a codec in ``audio``.
+
+        Outputs call it with the audio codecs they can carry (RTMP/FLV/HLS: AAC; WebRTC: Opus,
+        G.711). The view exists while it has readers; video and other tracks pass untouched.
+        """
+        from .views import transcoded_view  # views import this module
+
+        return transcoded_view(self, audio)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, when its protocol can (WebRTC); else nothing."""
+        publisher = self.publisher
+        if publisher is not None and publisher.request_keyframe is not None:
+            publisher.request_keyframe()
 
     def _is_key_track(self, frame: Frame) -> bool:
         return self.tracks[frame.track].kind == "video" or not self._has_video
@@ -292,6 +321,8 @@ class Stream:
             )
         if frame.dts > self._last_dts:
             self._last_dts = frame.dts
+        if frame.pts != frame.dts and not self.bframes:
+            self._saw_bframes(frame)
         size = frame.size
         self.frames_in += 1
         if self.frames_in & 63 == 0 and self.config.max_publish_bitrate:
@@ -357,6 +388,15 @@ class Stream:
             self.dropped += dropped
             self.hub.stats.dropped_frames += dropped
 
+    def _saw_bframes(self, frame: Frame) -> None:
+        if self.tracks[frame.track].kind == "video":
+            self.bframes = True
+            log.warning(
+                "path %s: the video has B-frames; WebRTC players show frames out of order "
+                "(publish without B-frames, e.g. x264 -bf 0 or the baseline profile)",
+                self.path,
+            )
+
     def _check_bitrate(self) -> None:
         """Disconnect a publisher above ``max_publish_bitrate`` (averaged over at least 2 s)."""
         limit = self.config.max_publish_bitrate
@@ -394,7 +434,8 @@ class Stream:
     def reader_count(self) -> int:
         """Connected readers and library consumers (segmenters count their viewers themselves)."""
         queues = sum(isinstance(sink, FrameQueue) for sink in self._sinks)
-        return sum(len(g.readers) for g in self._groups.values()) + queues
+        views = sum(view.stream.reader_count() for view in self.views.values())
+        return sum(len(g.readers) for g in self._groups.values()) + queues + views
 
     def attach(self, reader: Reader, prefix: bytes = b"") -> None:
         """Start a reader: header, codec config and the GOP cache in one go, then live frames."""
@@ -424,6 +465,7 @@ class Stream:
             group.readers.remove(reader)
             if not group.readers:
                 del self._groups[(mux_name, framing_name)]
+                self._check_idle()
         if reader.dropped:
             log.debug("reader %s dropped %d frames", reader.session.id, reader.dropped)
 
@@ -480,8 +522,11 @@ class Stream:
             "publisher": {"id": pub.id, "protocol": pub.protocol, "remote": pub.remote} if pub else None,
             "readers": self.reader_count(),
             "bytes_in": self.bytes_in,
-            "bytes_out": sum(r.session.bytes_out for r in self.readers),
+            "bytes_out": sum(r.session.bytes_out for r in self.readers)
+            + sum(r.session.bytes_out for v in self.views.values() for r in v.stream.readers),
             "bitrate": round(self.bitrate()),
             "frames_in": self.frames_in,
             "dropped_frames": self.dropped,
+            "bframes": self.bframes,
+            "transcoding": sorted(self.views),
         }

@@ -69,6 +69,8 @@ PLAYLIST_CACHE = "no-cache"
 MEDIA_CACHE = "max-age=3600"
 KEY_CACHE = "no-store"
 
+#: Audio hls.js and Safari play in every HLS variant; Opus is transcoded (Stream.readable_with).
+HLS_AUDIO = frozenset(("aac", "mp3"))
 #: Where a viewer's credential query goes in a shared rendered playlist (never in its text).
 QUERY_MARK = "\x1f"
 
@@ -196,6 +198,7 @@ class HlsService:
             self.muxing(stream)
 
     def muxing(self, stream: Stream) -> PathMuxing:
+        stream = stream.readable_with(HLS_AUDIO)
         muxing = self.muxings.get(stream.path)
         if muxing is None or muxing.stream is not stream:
             if muxing is not None:

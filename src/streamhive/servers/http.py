@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..api import routes as api_routes
-from ..formats.flvmux import FlvMuxer
+from ..formats.flvmux import PLAYER_AUDIO, FlvMuxer
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.stream import no_framing
 from .hls import time_handler
@@ -86,6 +86,7 @@ async def flv_handler(request: web.Request) -> web.StreamResponse:
             ended.set_result(reason)
 
     session.kick = on_end
+    stream = stream.readable_with(PLAYER_AUDIO)
     serve = _serve_ws_flv if is_ws else _serve_http_flv
     try:
         return await serve(request, stream, session, on_end, ended)
@@ -221,6 +222,8 @@ def build_app(server: Server) -> web.Application:
     app.router.add_get("/", index_handler)
     api_routes.add_routes(app, SERVER_KEY)
     app.router.add_get(r"/{path:.+}.flv", flv_handler)
+    if server.config.webrtc.enabled:
+        server.whip.add_routes(app)
     app.router.add_get("/api/v1/time", time_handler)
     app.router.add_get(r"/{path:.+}/{name:[^/]+}", server.hls.handle)
     return app

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..formats.flvmux import PLAYER_AUDIO
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
 from ..protocols.rtmp import connection as rc
@@ -171,6 +172,7 @@ class RtmpSession(ClientConnection):
             return
         if self.closed:
             return
+        stream = stream.readable_with(PLAYER_AUDIO)
         self.stream, self.play_id = stream, event.stream_id
         self.conn.accept_play(event.stream_id)
         self._flush()

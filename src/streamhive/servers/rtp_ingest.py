@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from ..formats.rtp import RtpCodec, RtpError, SdpFormat, codec_for_encoding
-from ..formats.rtp.receive import ClockSync, RtpReceiver
+from ..formats.rtp.receive import REORDER_WAIT, ClockSync, RtpReceiver
 from ..formats.rtp.rtcp import ReceiverReport, SenderReport, ntp_middle32, ntp_to_unix, parse_compound
 from ..formats.sdp import MediaDescription, SessionDescription
 from ..hub import Stream
@@ -69,7 +69,13 @@ def describe_medias(medias: list[IngestMedia | None]) -> str:
 class RtpIngest:
     """Receivers for the media of one publisher, writing Frames into ``stream``."""
 
-    def __init__(self, stream: Stream, medias: list[IngestMedia | None], reorder: bool) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        medias: list[IngestMedia | None],
+        reorder: bool,
+        reorder_wait: float = REORDER_WAIT,
+    ) -> None:
         self.stream = stream
         self.medias = medias
         self.receivers: dict[int, RtpReceiver] = {}
@@ -79,7 +85,9 @@ class RtpIngest:
         for i, media in enumerate(medias):
             if media is None:
                 continue
-            self.receivers[i] = RtpReceiver(media.codec, media.track, media.fmt, media.payload_type, reorder)
+            self.receivers[i] = RtpReceiver(
+                media.codec, media.track, media.fmt, media.payload_type, reorder, reorder_wait
+            )
             if media.track.kind == "audio" or media.track.config or media.codec.name == "mjpeg":
                 self.indexes[i] = stream.set_track(media.track)
 
@@ -112,11 +120,14 @@ class RtpIngest:
         except RtpError:
             return
         for packet in packets:
-            if isinstance(packet, SenderReport) and media in self.receivers:
-                self.sync.sender_report(media, ntp_to_unix(packet.ntp_timestamp), packet.rtp_timestamp)
-                self.receivers[media].stats.sender_report_received(
-                    ntp_middle32(packet.ntp_timestamp), arrival
-                )
+            if isinstance(packet, SenderReport):
+                self.sender_report(media, packet, arrival)
+
+    def sender_report(self, media: int, report: SenderReport, arrival: float) -> None:
+        receiver = self.receivers.get(media)
+        if receiver is not None:
+            self.sync.sender_report(media, ntp_to_unix(report.ntp_timestamp), report.rtp_timestamp)
+            receiver.stats.sender_report_received(ntp_middle32(report.ntp_timestamp), arrival)
 
     def receiver_report(self, media: int, ssrc: int, now: float) -> bytes | None:
         """An RTCP RR for one media (None before its first packet); ``now`` on the arrival clock."""

@@ -71,14 +71,16 @@ class _TrackOut:
         "last_ts",
     )
 
-    def __init__(self, track: Track, index: int, channel: int, mtu: int) -> None:
+    def __init__(
+        self, track: Track, index: int, channel: int, mtu: int, pt: int | None, ssrc: int | None
+    ) -> None:
         codec = codec_for_track(track)
         assert codec is not None
         self.codec = codec
         self.packetizer = codec.packetizer(track, mtu)
         self.channel = channel
-        self.pt = payload_type(codec, track, index)
-        self.ssrc = random.getrandbits(32)
+        self.pt = payload_type(codec, track, index) if pt is None else pt
+        self.ssrc = random.getrandbits(32) if ssrc is None else ssrc
         self.seq = random.getrandbits(16)
         self.ts_base = random.getrandbits(32)
         self.clock = codec.sdp_format(track).clock_rate
@@ -94,6 +96,9 @@ class RtpMuxer:
     ``clock`` gives wall time for sender reports; the NTP time of a frame is fixed by the first
     frame this muxer sees, so every track's reports agree with each other (that is all lip sync
     needs), whatever the publisher's pacing.
+
+    WebRTC fixes what SDP negotiated: ``payload_types`` and ``ssrcs`` (by track index) replace
+    our own choice, and ``history(ssrc, seq, packet)`` sees each packet once, for NACK answers.
     """
 
     def __init__(
@@ -102,11 +107,17 @@ class RtpMuxer:
         channels: dict[int, int],
         mtu: int = 1400,
         clock: Callable[[], float] = time.time,
+        payload_types: dict[int, int] | None = None,
+        ssrcs: dict[int, int] | None = None,
+        history: Callable[[int, int, bytes], None] | None = None,
     ) -> None:
         self.tracks = tracks
         self.channels = channels
         self.mtu = mtu
         self.clock = clock
+        self.payload_types = payload_types or {}
+        self.ssrcs = ssrcs or {}
+        self.history = history
         self.outs: dict[int, _TrackOut] = {}
         self.origin: tuple[float, int] | None = None  # (wall time, hub pts) of the first frame
         self._build()
@@ -116,7 +127,14 @@ class RtpMuxer:
         self.outs = {}
         for index, channel in self.channels.items():
             if index < len(self.tracks) and codec_for_track(self.tracks[index]) is not None:
-                out = _TrackOut(self.tracks[index], index, channel, self.mtu)
+                out = _TrackOut(
+                    self.tracks[index],
+                    index,
+                    channel,
+                    self.mtu,
+                    self.payload_types.get(index),
+                    self.ssrcs.get(index),
+                )
                 if index in old:  # same RTP stream continues: players keep their state
                     prev = old[index]
                     out.ssrc, out.seq, out.ts_base = prev.ssrc, prev.seq, prev.ts_base
@@ -142,10 +160,14 @@ class RtpMuxer:
         parts: list[bytes] = []
         seq, channel, pt, ssrc = out.seq, out.channel, out.pt, out.ssrc
         octets = 0
+        history = self.history
         for payload, marker in payloads:
             size = 12 + len(payload)
             parts.append(struct.pack(">BBH", 0x24, channel, size))
-            parts.append(rtp_header(pt, seq, ts, ssrc, marker))
+            header = rtp_header(pt, seq, ts, ssrc, marker)
+            if history is not None:
+                history(ssrc, seq, header + payload)
+            parts.append(header)
             parts.append(payload)
             seq = (seq + 1) & 0xFFFF
             octets += len(payload)

@@ -30,7 +30,13 @@ class RtpReceiver:
     """One incoming RTP stream: packets in (any order), complete access units out."""
 
     def __init__(
-        self, codec: RtpCodec, track: Track, fmt: SdpFormat, payload_type: int, reorder: bool
+        self,
+        codec: RtpCodec,
+        track: Track,
+        fmt: SdpFormat,
+        payload_type: int,
+        reorder: bool,
+        reorder_wait: float = REORDER_WAIT,
     ) -> None:
         self.codec = codec
         self.track = track
@@ -42,6 +48,8 @@ class RtpReceiver:
         self.ssrc: int | None = None
         self.errors = 0
         self.held_since: float | None = None
+        #: Seconds a gap may stay open: longer where lost packets come back (WebRTC NACK).
+        self.reorder_wait = reorder_wait
 
     def packet(self, data: bytes, arrival: float) -> list[Access]:
         """Feed one RTP packet (raises RtpError for a malformed header)."""
@@ -58,7 +66,7 @@ class RtpReceiver:
             self.held_since = None
         elif self.held_since is None:
             self.held_since = arrival
-        elif arrival - self.held_since > REORDER_WAIT:
+        elif arrival - self.held_since > self.reorder_wait:
             items += reorderer.flush()
             self.held_since = None
         out: list[Access] = []
@@ -70,6 +78,8 @@ class RtpReceiver:
         return out
 
     def _depacketize(self, pkt: RtpPacket) -> list[Access]:
+        if not pkt.payload:  # padding only (a WebRTC sender probing bandwidth): no media
+            return []
         try:
             return self.depacketizer.push(pkt.payload, pkt.timestamp, pkt.marker)
         except RtpError:

@@ -1,0 +1,491 @@
+"""WHIP (RFC 9725) and WHEP: WebRTC publishers and players over HTTP offer/answer.
+
+``POST /{path}/whip`` with an SDP offer makes the client the path's publisher; ``POST
+/{path}/whep`` makes it a player. The answer comes back with ``201 Created`` and a ``Location``
+(the session resource: ``DELETE`` ends the session, ``PATCH`` takes trickle ICE fragments).
+
+A publisher's RTP becomes hub Frames through the same receivers RTSP uses; players are hub
+Readers in one group per stream, so every frame is packetized once for all WebRTC players and
+each player only encrypts and sends (SRTP contexts differ per peer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import struct
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..formats.rtp import RtpError, codec_for_encoding
+from ..formats.rtp.muxer import RtpMuxer
+from ..formats.rtp.nack import NackTracker, RtpHistory
+from ..formats.rtp.rtcp import Fir, Nack, Pli, Remb, SenderReport, parse_compound, serialize_compound
+from ..hub import Reader, Refused, Session, Stream
+from ..hub.frame import Track
+from ..protocols.webrtc.sdp import (
+    Answer,
+    LocalIce,
+    NegotiatedMedia,
+    Offer,
+    SdpNegotiationError,
+    SendTrack,
+    answer_play,
+    answer_publish,
+    parse_offer,
+)
+from .http_auth import credentials_of, refusal, remote_of
+from .rtp_ingest import IngestMedia, RtpIngest
+from .webrtc import Peer, WebRtcService
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger("streamhive.whip")
+
+#: What WebRTC readers can play: other audio is transcoded to Opus (hub/views.py).
+WEBRTC_AUDIO = frozenset(("opus", "pcma", "pcmu"))
+#: What we take from publishers, in order of preference when a browser offers several.
+PUBLISH_CODECS = {
+    "video": ["h264", "vp8", "vp9", "av1", "h265"],
+    "audio": ["opus", "pcmu", "pcma"],
+}
+#: Seconds between keyframe requests to one publisher (PLI storms make encoders stall).
+KEYFRAME_INTERVAL = 0.5
+#: Seconds between receiver reports (and REMB) to publishers.
+REPORT_INTERVAL = 1.0
+#: Seconds a gap in a publisher's RTP stays open for the retransmission our NACK asks for.
+REORDER_WAIT = 0.25
+#: Seconds a player waits for a just-started publisher's video parameters before its answer.
+TRACKS_WAIT = 3.0
+#: Our SSRC in the feedback we send publishers (no media goes their way).
+FEEDBACK_SSRC = 0x5354524D
+
+_SEQ = struct.Struct("!H")
+
+
+class WhipPublisher:
+    """A WebRTC publisher: SRTP-decrypted RTP in, Frames into the Stream; NACK, PLI, REMB out."""
+
+    def __init__(self, peer: Peer, stream: Stream, medias: list[NegotiatedMedia], server: Server) -> None:
+        self.peer = peer
+        self.stream = stream
+        self.server = server
+        ingest: list[IngestMedia | None] = []
+        self.by_pt: dict[int, int] = {}
+        for media in medias:
+            codec = codec_for_encoding(media.fmt.encoding)
+            if codec is None:
+                ingest.append(None)
+                continue
+            track = codec.track_from_sdp(media.fmt)
+            self.by_pt[media.payload_type] = len(ingest)
+            ingest.append(IngestMedia(media.mid, codec, track, media.fmt, media.payload_type))
+        self.ingest = RtpIngest(stream, ingest, reorder=True, reorder_wait=REORDER_WAIT)
+        self.video = {i for i, m in enumerate(ingest) if m is not None and m.codec.kind == "video"}
+        self.ssrcs: dict[int, int] = {}  # media index -> the publisher's SSRC
+        self.by_ssrc: dict[int, int] = {}
+        self.nacks: dict[int, NackTracker] = {i: NackTracker() for i in self.video}
+        self.next_report = 0.0
+        self.last_keyframe_request = -KEYFRAME_INTERVAL
+        self.keyframe_wanted = False
+        self.lost_seen = 0
+        peer.session.request_keyframe = self.request_keyframe
+
+    def connected(self) -> None:
+        self.request_keyframe()  # readers may be waiting; encoders start with one anyway
+
+    def rtp(self, packet: bytes, now: float) -> None:
+        if len(packet) < 12:
+            return
+        media = self.by_pt.get(packet[1] & 0x7F)
+        if media is None:
+            return
+        ssrc = int.from_bytes(packet[8:12], "big")
+        if self.ssrcs.get(media) != ssrc:
+            self.ssrcs[media] = ssrc
+            self.by_ssrc[ssrc] = media
+        tracker = self.nacks.get(media)
+        if tracker is not None:
+            tracker.packet(_SEQ.unpack_from(packet, 2)[0], now)
+        self.ingest.rtp(media, packet, now)
+        if media in self.video:
+            receiver = self.ingest.receivers[media]
+            lost = receiver.reorderer.lost if receiver.reorderer is not None else 0
+            if lost != self.lost_seen:  # NACK could not save it: the picture needs a new keyframe
+                self.lost_seen = lost
+                self.request_keyframe()
+
+    def rtcp(self, packet: bytes, now: float) -> None:
+        try:
+            packets = parse_compound(packet)
+        except RtpError:
+            return
+        for item in packets:
+            if isinstance(item, SenderReport):
+                media = self.by_ssrc.get(item.ssrc)
+                if media is not None:
+                    self.ingest.sender_report(media, item, now)
+
+    def request_keyframe(self) -> None:
+        self.keyframe_wanted = True
+
+    def tick(self, now: float) -> None:
+        feedback: list[object] = []
+        for media, tracker in self.nacks.items():
+            lost = tracker.due(now)
+            ssrc = self.ssrcs.get(media)
+            if lost and ssrc is not None:
+                feedback.append(Nack(FEEDBACK_SSRC, ssrc, lost))
+        if self.keyframe_wanted and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
+            self.keyframe_wanted = False
+            self.last_keyframe_request = now
+            feedback += [Pli(FEEDBACK_SSRC, self.ssrcs[m]) for m in self.video if m in self.ssrcs]
+        if now >= self.next_report and self.ssrcs:
+            self.next_report = now + REPORT_INTERVAL
+            for media in self.ssrcs:
+                report = self.ingest.receiver_report(media, FEEDBACK_SSRC, now)
+                if report is not None:
+                    self.peer.send_rtcp(report)
+            bitrate = self.server.config.webrtc.publish_bitrate
+            feedback.append(Remb(FEEDBACK_SSRC, bitrate, list(self.ssrcs.values())))
+        if feedback:
+            self.peer.send_rtcp(serialize_compound(feedback))  # type: ignore[arg-type]
+
+    def closed(self, reason: str) -> None:
+        hub = self.server.hub
+        hub.unpublish(self.stream, self.peer.session)
+        hub.remove_session(self.peer.session)
+
+
+class Fanout:
+    """What every WebRTC player of one Stream shares: SSRCs, payload types, the NACK history."""
+
+    def __init__(self, stream: Stream, history_size: int, mtu: int) -> None:
+        self.stream = stream
+        self.ssrcs = {i: secrets.randbits(32) for i in range(8)}
+        self.payload_types: dict[int, int] = {}  # the first player's; others rewrite theirs
+        self.history: dict[int, RtpHistory] = {}
+        self.history_size = history_size
+        self.mtu = mtu
+        self.players = 0
+        self.format = ("webrtc", self._muxer)
+
+    def _muxer(self, tracks: list[Track]) -> RtpMuxer:
+        channels = {index: 2 * index for index in range(len(tracks))}
+        return RtpMuxer(
+            tracks,
+            channels,
+            self.mtu,
+            payload_types=self.payload_types,
+            ssrcs=self.ssrcs,
+            history=self.record,
+        )
+
+    def record(self, ssrc: int, seq: int, packet: bytes) -> None:
+        history = self.history.get(ssrc)
+        if history is None:
+            history = self.history[ssrc] = RtpHistory(self.history_size)
+        history.add(seq, packet)
+
+
+class WhepPlayer:
+    """A WebRTC player: a hub Reader whose 'transport' encrypts each RTP packet for its peer.
+
+    The group's muxer writes ``$``-framed RTP (channel = 2 x track index, +1 for sender
+    reports), the form RTSP readers get; this splits it, maps the payload type to the one this
+    browser chose, and sends. NACKs are answered from the shared history, PLIs go to the
+    publisher when it can make keyframes on demand.
+    """
+
+    def __init__(
+        self, peer: Peer, stream: Stream, medias: list[NegotiatedMedia], fanout: Fanout, server: Server
+    ) -> None:
+        self.peer = peer
+        self.stream = stream
+        self.fanout = fanout
+        self.server = server
+        self.pt_by_channel: dict[int, int] = {}
+        for media in medias:
+            if media.source is not None:
+                self.pt_by_channel[2 * media.source] = media.payload_type
+        if not fanout.payload_types:
+            fanout.payload_types.update({ch // 2: pt for ch, pt in self.pt_by_channel.items()})
+        self.rewrite = {
+            ch: pt for ch, pt in self.pt_by_channel.items() if fanout.payload_types.get(ch // 2) != pt
+        }
+        self.reader = Reader(peer.session, self, fanout.format, self._end)  # type: ignore[arg-type]
+        self.last_keyframe_request = -KEYFRAME_INTERVAL
+
+    # The asyncio.WriteTransport face the hub writes to ------------------------------------------
+    def write(self, data: bytes) -> None:
+        peer = self.peer
+        pts = self.pt_by_channel
+        rewrite = self.rewrite
+        pos, end = 0, len(data)
+        while pos + 4 <= end:
+            channel = data[pos + 1]
+            size = (data[pos + 2] << 8) | data[pos + 3]
+            packet = data[pos + 4 : pos + 4 + size]
+            pos += 4 + size
+            if channel & 1:
+                if channel - 1 in pts:
+                    peer.send_rtcp(packet)
+                continue
+            if channel not in pts:
+                continue
+            if channel in rewrite:
+                packet = _with_payload_type(packet, rewrite[channel])
+            peer.send_rtp(packet)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        for part in parts:
+            self.write(part)
+
+    def get_write_buffer_size(self) -> int:
+        route = self.peer.route
+        return route.buffered() if route is not None else 0
+
+    def is_closing(self) -> bool:
+        return self.peer.closed
+
+    # Peer handler ------------------------------------------------------------------------------
+    def connected(self) -> None:
+        if self.stream.ended:
+            self.peer.close("stream ended")
+            return
+        self.fanout.players += 1
+        self.stream.attach(self.reader)
+        self.server.hub.emit("read", self.stream.path, self.peer.session)
+
+    def rtp(self, packet: bytes, now: float) -> None:
+        """Players send no media (a sendrecv offer may bring some): ignored."""
+
+    def rtcp(self, packet: bytes, now: float) -> None:
+        try:
+            packets = parse_compound(packet)
+        except RtpError:
+            return
+        for item in packets:
+            if isinstance(item, Nack):
+                history = self.fanout.history.get(item.media_ssrc)
+                if history is None:
+                    continue
+                channel = next((c for c, ssrc in self._channels_by_ssrc() if ssrc == item.media_ssrc), None)
+                for seq in item.lost:
+                    cached = history.get(seq)
+                    if cached is None:
+                        continue
+                    if channel is not None and channel in self.rewrite:
+                        cached = _with_payload_type(cached, self.rewrite[channel])
+                    self.peer.send_rtp(cached)
+            elif isinstance(item, Pli | Fir) and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
+                self.last_keyframe_request = now
+                self.stream.request_keyframe()
+
+    def _channels_by_ssrc(self) -> list[tuple[int, int]]:
+        return [(2 * index, ssrc) for index, ssrc in self.fanout.ssrcs.items()]
+
+    def tick(self, now: float) -> None:
+        """Sender reports come from the muxer with the media; nothing periodic here."""
+
+    def _end(self, reason: str) -> None:
+        self.peer.close(reason)
+
+    def closed(self, reason: str) -> None:
+        hub = self.server.hub
+        if not self.reader.closed:
+            self.reader.close(reason, notify=False)
+            self.fanout.players -= 1
+        hub.read_ended(self.peer.session)
+        hub.remove_session(self.peer.session)
+
+
+def _with_payload_type(packet: bytes, pt: int) -> bytes:
+    return b"%c%c%b" % (packet[0], (packet[1] & 0x80) | pt, packet[2:])
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+class WhipService:
+    """The HTTP side: offers in, answers out, session resources, and the fanouts of streams."""
+
+    def __init__(self, server: Server, transport: WebRtcService) -> None:
+        self.server = server
+        self.transport = transport
+        self.fanouts: dict[int, Fanout] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        for kind in ("whip", "whep"):
+            app.router.add_route("POST", rf"/{{path:.+}}/{kind}", self.post)
+            app.router.add_route("OPTIONS", rf"/{{path:.+}}/{kind}", self.options)
+            app.router.add_route("PATCH", rf"/{{path:.+}}/{kind}/{{resource}}", self.patch)
+            app.router.add_route("DELETE", rf"/{{path:.+}}/{kind}/{{resource}}", self.delete)
+            app.router.add_route("OPTIONS", rf"/{{path:.+}}/{kind}/{{resource}}", self.options)
+
+    def _cors(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "Access-Control-Allow-Origin": self.server.config.http.cors_origin,
+            "Access-Control-Allow-Methods": "OPTIONS, POST, PATCH, DELETE",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+            "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
+        }
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _links(self) -> list[str]:
+        links = []
+        for server in self.server.config.webrtc.ice_servers:
+            for url in server.urls:
+                link = f'<{url}>; rel="ice-server"'
+                if server.username is not None:
+                    link += f'; username="{server.username}"; credential="{server.credential or ""}"'
+                    link += '; credential-type="password"'
+                links.append(link)
+        return links
+
+    async def options(self, request: web.Request) -> web.Response:
+        headers = self._cors({"Accept-Post": "application/sdp"})
+        response = web.Response(status=204, headers=headers)
+        for link in self._links():
+            response.headers.add("Link", link)
+        return response
+
+    async def post(self, request: web.Request) -> web.Response:
+        kind = request.path.rsplit("/", 1)[1]
+        config = self.server.config.webrtc
+        if request.content_type != "application/sdp":
+            return self._error(415, "the offer must be sent as Content-Type: application/sdp")
+        if request.content_length is not None and request.content_length > config.max_offer_bytes:
+            return self._error(413, f"SDP offer over {config.max_offer_bytes} bytes")
+        body = await request.content.read(config.max_offer_bytes + 1)
+        if len(body) > config.max_offer_bytes:
+            return self._error(413, f"SDP offer over {config.max_offer_bytes} bytes")
+        hub = self.server.hub
+        session = Session("webrtc", remote_of(request), query=request.query_string)
+        if not hub.add_session(session):
+            return self._error(503, "too many connections")
+        path = request.match_info["path"]
+        try:
+            if kind == "whip":
+                stream = await hub.publish(path, session, credentials_of(request))
+            else:
+                stream = await hub.read(path, session, credentials_of(request))
+        except Refused as refused:
+            session.close_reason = f"refused: {refused}"
+            hub.remove_session(session)
+            response = refusal(refused)
+            response.headers.update(self._cors())
+            return response
+        except BaseException:
+            session.close_reason = "closed before the session started"
+            hub.remove_session(session)
+            raise
+        try:
+            offer = parse_offer(body, config.max_offer_bytes)
+            peer = Peer(self.transport, session, offer.ice.ufrag, offer.ice.fingerprint)
+            local = LocalIce(
+                peer.ufrag, peer.pwd, self.transport.cert.fingerprint, tuple(self.transport.candidates())
+            )
+            if kind == "whip":
+                answer = answer_publish(offer, PUBLISH_CODECS, local)
+                peer.handler = WhipPublisher(peer, stream, answer.media, self.server)
+            else:
+                stream = await self._ready(stream)
+                answer, fanout = self._play_answer(offer, stream, local)
+                peer.handler = WhepPlayer(peer, stream, answer.media, fanout, self.server)
+            peer.start_dtls(answer.dtls_role)
+        except (SdpNegotiationError, RtpError) as exc:
+            reason = f"unusable SDP offer: {exc}"
+            log.info("%s %s from %s refused: %s", kind.upper(), path, session.remote, reason)
+            session.close_reason = reason
+            if kind == "whip":
+                hub.unpublish(stream, session, grace=0)
+            hub.remove_session(session)
+            return self._error(400, reason)
+        resource = peer.resource
+        session.kick = peer.close
+        self.transport.add(peer)
+        log.info(
+            "session start id=%s protocol=webrtc (%s) remote=%s path=%s",
+            session.id,
+            kind.upper(),
+            session.remote,
+            stream.path,
+        )
+        location = f"/{stream.path}/{kind}/{resource}"
+        headers = self._cors(
+            {
+                "Content-Type": "application/sdp",
+                "Location": location,
+                "ETag": f'"{peer.ufrag}"',
+                "Accept-Patch": "application/trickle-ice-sdpfrag",
+            }
+        )
+        response = web.Response(status=201, body=answer.sdp.encode(), headers=headers)
+        for link in self._links():
+            response.headers.add("Link", link)
+        return response
+
+    async def _ready(self, stream: Stream) -> Stream:
+        """The stream for WebRTC playback, once a just-started publisher has sent its video config."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRACKS_WAIT
+        while not stream.ended and loop.time() < deadline:
+            video = [t for t in stream.tracks if t.kind == "video"]
+            if video and all(t.config or t.codec in ("vp8", "mjpeg") for t in video):
+                break
+            await asyncio.sleep(0.05)
+        return stream.readable_with(WEBRTC_AUDIO)
+
+    def _play_answer(self, offer: Offer, stream: Stream, local: LocalIce) -> tuple[Answer, Fanout]:
+        for key, old in list(self.fanouts.items()):
+            if old.stream.ended:
+                del self.fanouts[key]
+        fanout = self.fanouts.get(id(stream))
+        if fanout is None or fanout.stream is not stream:
+            config = self.server.config.webrtc
+            fanout = self.fanouts[id(stream)] = Fanout(stream, config.nack_history, config.mtu)
+        send = [
+            SendTrack(
+                track.kind, (track.codec,), fanout.ssrcs[index], track, "streamhive", f"{track.kind}{index}"
+            )
+            for index, track in enumerate(stream.tracks)
+            if index in fanout.ssrcs
+        ]
+        if not send:
+            raise SdpNegotiationError(f"{stream.path!r} has no tracks yet")
+        return answer_play(offer, send, local), fanout
+
+    def _peer(self, request: web.Request) -> Peer | None:
+        peer = self.transport.resources.get(request.match_info["resource"])
+        if peer is None or peer.closed:
+            return None
+        return peer
+
+    async def patch(self, request: web.Request) -> web.Response:
+        peer = self._peer(request)
+        if peer is None:
+            return self._error(404, "no such WebRTC session")
+        if request.content_type != "application/trickle-ice-sdpfrag":
+            return self._error(415, "PATCH takes application/trickle-ice-sdpfrag")
+        body = (await request.content.read(16384)).decode("utf-8", "replace")
+        for line in body.splitlines():
+            if line.startswith("a=ice-ufrag:") and line[12:].strip() != peer.ice.remote_ufrag:
+                return self._error(405, "ICE restarts are not supported: start a new session")
+        # ICE-lite: we learn the client's addresses from its checks; candidates add nothing.
+        return web.Response(status=204, headers=self._cors())
+
+    async def delete(self, request: web.Request) -> web.Response:
+        peer = self._peer(request)
+        if peer is None:
+            return self._error(404, "no such WebRTC session")
+        peer.close("client ended the session (DELETE)")
+        return web.Response(status=200, headers=self._cors())
+
+    def _error(self, status: int, message: str) -> web.Response:
+        return web.json_response({"error": message}, status=status, headers=self._cors())
