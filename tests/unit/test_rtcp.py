@@ -50,7 +50,7 @@ def test_compound_round_trip() -> None:
     packets = [
         SenderReport(0x11223344, unix_to_ntp(1_700_000_000.25), 987654321, 1000, 1_200_000, (BLOCK,)),
         SourceDescription.with_cname(0x11223344, "streamhive@example"),
-        OtherRtcp(206, 1, bytes.fromhex("1122334455667788")),  # a PLI
+        OtherRtcp(206, 2, bytes.fromhex("1122334455667788")),  # an SLI, which is not modelled
         Bye((0x11223344, 5), "stream ended"),
         ReceiverReport(7),
         Bye(()),
@@ -76,8 +76,8 @@ def test_sdes_several_chunks_and_items() -> None:
 
 def test_padding_is_removed() -> None:
     body = bytes.fromhex("1122334455667788")
-    data = bytes.fromhex("a1ce0003") + body + bytes.fromhex("00000004")
-    assert parse_compound(data) == [OtherRtcp(206, 1, body)]
+    data = bytes.fromhex("a2ce0003") + body + bytes.fromhex("00000004")
+    assert parse_compound(data) == [OtherRtcp(206, 2, body)]
 
 
 @pytest.mark.parametrize(
@@ -105,9 +105,9 @@ def test_parse_errors(data: bytes, message: str) -> None:
 
 
 def test_unknown_types_come_through() -> None:
-    data = bytes.fromhex("81cd0002 00000001 00000002") + bytes.fromhex("80cf0001 deadbeef")
+    data = bytes.fromhex("83cd0002 00000001 00000002") + bytes.fromhex("80cf0001 deadbeef")
     assert parse_compound(data) == [
-        OtherRtcp(205, 1, bytes.fromhex("00000001 00000002")),
+        OtherRtcp(205, 3, bytes.fromhex("00000001 00000002")),  # TMMBR
         OtherRtcp(207, 0, bytes.fromhex("deadbeef")),
     ]
 

@@ -69,7 +69,7 @@ class Depacketizer(Protocol):
 
 
 class RtpCodec(Protocol):
-    name: str  # hub codec name: "h264", "h265", "aac", "opus", "pcma", "pcmu", "mjpeg"
+    name: str  # hub codec name: "h264", "h265", "vp8", "vp9", "av1", "aac", "opus", "pcma", "pcmu", "mjpeg"
     encodings: tuple[str, ...]  # SDP encoding names it accepts, upper case: ("MPEG4-GENERIC", "MP4A-LATM")
     kind: Kind
     static_payload_type: int | None  # 0 PCMU, 8 PCMA, 26 JPEG; None for dynamic
@@ -121,6 +121,6 @@ def codec_for_encoding(encoding: str) -> RtpCodec | None:
 def _load() -> None:
     global _loaded
     if not _loaded:  # a module imported directly registers only itself
-        from . import aac, g711, h264, h265, mjpeg, opus  # noqa: F401  (each registers itself)
+        from . import aac, av1, g711, h264, h265, mjpeg, opus, vp8, vp9  # noqa: F401  (each registers itself)
 
         _loaded = True

@@ -1,8 +1,12 @@
-"""RTCP (RFC 3550 section 6): sender/receiver reports, SDES, BYE, and receiver statistics.
+"""RTCP (RFC 3550 section 6): reports, SDES, BYE, receiver statistics, and WebRTC's feedback.
 
 RTCP runs a few packets a second per stream, so clarity wins over speed here; what matters is
 that a compound packet from anyone is either fully understood or refused with RtpError, and
-that types we do not model (feedback 205/206, APP, XR) come through intact for other layers.
+that types we do not model (APP, XR, other feedback) come through intact for other layers.
+
+The feedback messages WebRTC uses (RFC 4585 with RFC 5104 and REMB) are modelled: generic NACK,
+PLI, FIR, REMB, and transport-wide congestion control, whose body stays opaque here (the
+bandwidth estimator that reads it owns its format).
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ PT_SR = 200
 PT_RR = 201
 PT_SDES = 202
 PT_BYE = 203
+PT_RTPFB = 205  # transport layer feedback (RFC 4585)
+PT_PSFB = 206  # payload-specific feedback (RFC 4585)
+
+FMT_NACK = 1  # RTPFB
+FMT_TRANSPORT_CC = 15  # RTPFB, draft-holmer-rmcat-transport-wide-cc-extensions
+FMT_PLI = 1  # PSFB
+FMT_FIR = 4  # PSFB, RFC 5104
+FMT_AFB = 15  # PSFB application layer feedback; REMB is one
 
 SDES_CNAME = 1
 
@@ -234,10 +246,10 @@ class Bye:
 
 @dataclass(slots=True, frozen=True)
 class OtherRtcp:
-    """An RTCP packet this module does not model (RTPFB/PSFB feedback, APP, XR ...).
+    """An RTCP packet this module does not model (APP, XR, feedback such as TMMBR or SLI ...).
 
     ``count`` is the header's 5-bit field (the FMT of feedback messages); ``body`` is what
-    follows the 4-byte header, padding removed. Building one is how other layers send a PLI.
+    follows the 4-byte header, padding removed.
     """
 
     packet_type: int
@@ -250,13 +262,228 @@ class OtherRtcp:
         return _header(self.count, self.packet_type, len(self.body)) + self.body
 
 
-Rtcp = SenderReport | ReceiverReport | SourceDescription | Bye | OtherRtcp
+_FEEDBACK = struct.Struct("!II")
+_REMB_ID = b"REMB"
+_REMB_MANTISSA_BITS = 18
+
+
+def _feedback(packet_type: int, fmt: int, sender_ssrc: int, media_ssrc: int, fci: bytes) -> bytes:
+    """A feedback packet (RFC 4585 6.1): the common header, both SSRCs, then its FCI."""
+    body = _FEEDBACK.pack(sender_ssrc, media_ssrc) + fci
+    return _header(fmt, packet_type, len(body)) + body
+
+
+def _feedback_ssrcs(body: bytes, what: str) -> tuple[int, int]:
+    if len(body) < _FEEDBACK.size:
+        raise RtpError(f"{what} of {len(body) + 4} bytes is shorter than its two SSRCs")
+    if len(body) % 4:
+        raise RtpError(f"{what} body of {len(body)} bytes is not whole 32-bit words")
+    sender, media = _FEEDBACK.unpack_from(body)
+    return sender, media
+
+
+def _circular_order(sequences: Iterable[int]) -> list[int]:
+    """Distinct 16-bit sequence numbers oldest first, across the wrap.
+
+    The oldest is the one after the widest gap between neighbours on the circle, which is right
+    for any set spanning less than half the sequence space.
+    """
+    values = sorted({seq & 0xFFFF for seq in sequences})
+    if len(values) < 2:
+        return values
+    widest, start = values[0] + 0x10000 - values[-1], 0
+    for i in range(1, len(values)):
+        if values[i] - values[i - 1] > widest:
+            widest, start = values[i] - values[i - 1], i
+    return values[start:] + values[:start]
+
+
+@dataclass(slots=True, frozen=True)
+class Nack:
+    """Generic NACK (RFC 4585 6.2.1): the sequence numbers of ``media_ssrc`` to send again.
+
+    ``lost`` may be built from any iterable (a list, say); it is kept as a tuple, oldest first
+    across the wrap, and goes on the wire as PID/BLP pairs, each covering 17 numbers.
+    """
+
+    sender_ssrc: int
+    media_ssrc: int
+    lost: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lost", tuple(_circular_order(self.lost)))
+
+    def serialize(self) -> bytes:
+        if not self.lost:
+            raise RtpError("a NACK needs at least one sequence number")
+        pairs = []
+        pid = -1
+        mask = 0
+        for seq in self.lost:
+            offset = (seq - pid) & 0xFFFF
+            if pid >= 0 and 1 <= offset <= 16:
+                mask |= 1 << (offset - 1)
+                continue
+            if pid >= 0:
+                pairs.append(struct.pack("!HH", pid, mask))
+            pid, mask = seq, 0
+        pairs.append(struct.pack("!HH", pid, mask))
+        return _feedback(PT_RTPFB, FMT_NACK, self.sender_ssrc, self.media_ssrc, b"".join(pairs))
+
+    @classmethod
+    def parse(cls, body: bytes) -> Nack:
+        sender, media = _feedback_ssrcs(body, "NACK")
+        lost = []
+        for pos in range(_FEEDBACK.size, len(body), 4):
+            pid, mask = struct.unpack_from("!HH", body, pos)
+            lost.append(pid)
+            lost.extend((pid + bit + 1) & 0xFFFF for bit in range(16) if mask >> bit & 1)
+        return cls(sender, media, tuple(lost))
+
+
+@dataclass(slots=True, frozen=True)
+class Pli:
+    """Picture Loss Indication (RFC 4585 6.3.1): ``media_ssrc`` should send a keyframe."""
+
+    sender_ssrc: int
+    media_ssrc: int
+
+    def serialize(self) -> bytes:
+        return _feedback(PT_PSFB, FMT_PLI, self.sender_ssrc, self.media_ssrc, b"")
+
+    @classmethod
+    def parse(cls, body: bytes) -> Pli:
+        return cls(*_feedback_ssrcs(body, "PLI"))
+
+
+@dataclass(slots=True, frozen=True)
+class Fir:
+    """Full Intra Request (RFC 5104 4.3.1): (ssrc, command sequence number) per source asked.
+
+    The sequence number grows by one per new request, so a sender can tell a repeat (of a
+    request it already served) from a new one. The header's media SSRC is unused (zero).
+    """
+
+    sender_ssrc: int
+    entries: tuple[tuple[int, int], ...]
+
+    def serialize(self) -> bytes:
+        fci = b"".join(struct.pack("!IB3x", ssrc, seq & 0xFF) for ssrc, seq in self.entries)
+        return _feedback(PT_PSFB, FMT_FIR, self.sender_ssrc, 0, fci)
+
+    @classmethod
+    def parse(cls, body: bytes) -> Fir:
+        sender, _ = _feedback_ssrcs(body, "FIR")
+        if (len(body) - _FEEDBACK.size) % 8:
+            raise RtpError(f"FIR entries of {len(body) - _FEEDBACK.size} bytes are not whole 8-byte entries")
+        entries = tuple((ssrc, seq) for ssrc, seq in struct.iter_unpack("!IB3x", body[_FEEDBACK.size :]))
+        return cls(sender, entries)
+
+
+@dataclass(slots=True, frozen=True)
+class Remb:
+    """Receiver Estimated Max Bitrate (draft-alvestrand-rmcat-remb): ``bitrate`` bits/s for
+    the streams ``ssrcs``; on the wire an 18-bit mantissa and a 6-bit exponent, so large rates
+    round down to 18 significant bits."""
+
+    sender_ssrc: int
+    bitrate: int
+    ssrcs: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ssrcs", tuple(self.ssrcs))
+
+    def serialize(self) -> bytes:
+        if len(self.ssrcs) > 255:
+            raise RtpError(f"a REMB names at most 255 SSRCs, not {len(self.ssrcs)}")
+        if self.bitrate < 0:
+            raise RtpError(f"negative REMB bitrate {self.bitrate}")
+        exponent = max(0, self.bitrate.bit_length() - _REMB_MANTISSA_BITS)
+        if exponent > 63:
+            raise RtpError(f"REMB bitrate {self.bitrate} does not fit 18 bits times 2^63")
+        mantissa = self.bitrate >> exponent
+        fci = _REMB_ID + struct.pack(
+            "!BBH", len(self.ssrcs), exponent << 2 | mantissa >> 16, mantissa & 0xFFFF
+        )
+        fci += b"".join(_U32.pack(ssrc) for ssrc in self.ssrcs)
+        return _feedback(PT_PSFB, FMT_AFB, self.sender_ssrc, 0, fci)
+
+    @classmethod
+    def parse(cls, body: bytes) -> Remb:
+        sender, _ = _feedback_ssrcs(body, "REMB")
+        if len(body) < 16:
+            raise RtpError("REMB shorter than its bitrate field")
+        count, exp_mantissa, low = struct.unpack_from("!BBH", body, 12)
+        if 16 + 4 * count > len(body):
+            raise RtpError(f"REMB with {count} SSRCs overruns its packet")
+        bitrate = ((exp_mantissa & 0x03) << 16 | low) << (exp_mantissa >> 2)
+        return cls(sender, bitrate, struct.unpack_from(f"!{count}I", body, 16))
+
+
+@dataclass(slots=True, frozen=True)
+class TransportCc:
+    """Transport-wide congestion control feedback: who sent it, about which stream, and the
+    feedback itself unparsed (its packet status chunks and deltas belong to the estimator)."""
+
+    sender_ssrc: int
+    media_ssrc: int
+    fci: bytes
+
+    def serialize(self) -> bytes:
+        body = _FEEDBACK.pack(self.sender_ssrc, self.media_ssrc) + self.fci
+        padding = -len(body) % 4
+        if padding:  # libwebrtc pads this one with the P bit, which parse_compound strips
+            body += bytes(padding - 1) + bytes((padding,))
+        header = _header(FMT_TRANSPORT_CC, PT_RTPFB, len(body))
+        return bytes((header[0] | 0x20,)) + header[1:] + body if padding else header + body
+
+    @classmethod
+    def parse(cls, body: bytes) -> TransportCc:
+        if len(body) < _FEEDBACK.size:
+            raise RtpError(f"transport-cc feedback of {len(body) + 4} bytes is shorter than its two SSRCs")
+        sender, media = _FEEDBACK.unpack_from(body)
+        return cls(sender, media, body[_FEEDBACK.size :])
+
+
+Rtcp = (
+    SenderReport
+    | ReceiverReport
+    | SourceDescription
+    | Bye
+    | Nack
+    | Pli
+    | Fir
+    | Remb
+    | TransportCc
+    | OtherRtcp
+)
+
+
+def _parse_rtpfb(count: int, body: bytes) -> Rtcp:
+    if count == FMT_NACK:
+        return Nack.parse(body)
+    if count == FMT_TRANSPORT_CC:
+        return TransportCc.parse(body)
+    return OtherRtcp(PT_RTPFB, count, body)
+
+
+def _parse_psfb(count: int, body: bytes) -> Rtcp:
+    if count == FMT_PLI:
+        return Pli.parse(body)
+    if count == FMT_FIR:
+        return Fir.parse(body)
+    if count == FMT_AFB and body[8:12] == _REMB_ID:
+        return Remb.parse(body)
+    return OtherRtcp(PT_PSFB, count, body)
+
 
 _PARSERS = {
     PT_SR: SenderReport.parse,
     PT_RR: ReceiverReport.parse,
     PT_SDES: SourceDescription.parse,
     PT_BYE: Bye.parse,
+    PT_RTPFB: _parse_rtpfb,
+    PT_PSFB: _parse_psfb,
 }
 
 
