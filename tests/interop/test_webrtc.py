@@ -7,13 +7,16 @@ RTMP/HLS players recorded of a WHIP publish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.conftest import FFMPEG, RunningServer, probe, publishing, record
-from tests.interop.webrtc_clients import use_loopback, whep_play, whip_publish
+from tests.interop.webrtc_clients import exchange, use_loopback, whep_play, whip_publish
 
 pytestmark = [pytest.mark.interop, pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed")]
 
@@ -86,3 +89,171 @@ async def test_whep_refusals(server: RunningServer) -> None:
             assert r.status == 204 and "application/sdp" in r.headers["Accept-Post"]
         async with http.delete(f"{server.http}/live/x/whip/nope") as r:
             assert r.status == 404
+
+
+async def _sessions(server: RunningServer) -> list[dict[str, object]]:
+    return await asyncio.to_thread(lambda: server.api("/api/v1/sessions")["items"])  # type: ignore[index, no-any-return]
+
+
+async def _eventually(check: object, timeout: float = 5.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await check():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_session_ends_on_api_kick_on_delete_and_when_the_publisher_leaves(
+    server: RunningServer,
+) -> None:
+    url = f"{server.http}/live/life"
+
+    def readers(sessions: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [s for s in sessions if s["role"] == "reader" and s["path"] == "live/life"]
+
+    async with contextlib.AsyncExitStack() as players, contextlib.AsyncExitStack() as publisher:
+        stack = players
+        await publisher.enter_async_context(whip_publish(f"{url}/whip"))
+        await asyncio.to_thread(server.wait_for_path, "live/life", 2)
+        kicked = await stack.enter_async_context(whep_play(f"{url}/whep"))
+        await asyncio.sleep(1)
+        assert kicked.video_frames > 0, server.log()
+        (reader,) = readers(await _sessions(server))
+        async with aiohttp.ClientSession() as http:
+            async with http.delete(f"{server.http}/api/v1/sessions/{reader['id']}") as r:
+                assert r.status in (200, 204), await r.text()
+
+            async def kick_done() -> bool:
+                return not readers(await _sessions(server))
+
+            assert await _eventually(kick_done), await _sessions(server)
+
+            # A WHEP resource: DELETE ends the session, a second DELETE finds nothing.
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("video", direction="recvonly")
+            status, _body, headers = await exchange(pc, f"{url}/whep")
+            assert status == 201 and headers["Location"].startswith("/live/life/whep/"), headers
+            async with http.delete(f"{server.http}{headers['Location']}") as r:
+                assert r.status == 200
+            async with http.delete(f"{server.http}{headers['Location']}") as r:
+                assert r.status == 404
+            await pc.close()
+        # A player still watching when the publisher leaves is closed by the server.
+        last = await stack.enter_async_context(whep_play(f"{url}/whep"))
+        await asyncio.sleep(1)
+        assert last.video_frames > 0
+        await publisher.aclose()
+
+        async def player_closed() -> bool:
+            return not readers(await _sessions(server))
+
+        assert await _eventually(player_closed), await _sessions(server)
+    log = server.log()
+    assert "reason=kicked through the API" in log, log
+    assert "reason=client ended the session (DELETE)" in log, log
+    assert "role=reader" in log and "reason=publisher left" in log, log
+
+
+async def test_bad_input_on_the_media_port_and_in_offers(server: RunningServer) -> None:
+    """Junk datagrams, forged STUN, fake DTLS/SRTP and junk ICE-TCP leave a live player untouched;
+    bad offers get a 4xx with the reason."""
+    import os
+    import re
+    import socket
+    import struct
+
+    from aioice import stun
+
+    url = f"{server.http}/live/bad"
+    async with whip_publish(f"{url}/whip"), contextlib.AsyncExitStack() as stack:
+        await asyncio.to_thread(server.wait_for_path, "live/bad", 2)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        stack.push_async_callback(pc.close)
+        pc.addTransceiver("video", direction="recvonly")
+        status, answer, _ = await exchange(pc, f"{url}/whep")
+        assert status == 201
+        ufrag = re.search(r"a=ice-ufrag:(\S+)", answer).group(1)  # type: ignore[union-attr]
+        got = await stack.enter_async_context(whep_play(f"{url}/whep"))
+        await asyncio.sleep(1)
+        before = got.video_frames
+        assert before > 0
+
+        target = ("127.0.0.1", server.webrtc_port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        forged = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        forged.attributes["USERNAME"] = f"{ufrag}:whoever"
+        forged.attributes["PRIORITY"] = 1
+        forged.add_message_integrity(b"not the password")
+        forged.add_fingerprint()
+        junk = [
+            b"",
+            b"\x00",
+            os.urandom(3),
+            bytes(forged),
+            bytes(forged)[:30],  # truncated
+            b"\x16\xfe\xfd" + os.urandom(200),  # a "DTLS" record from nowhere
+            b"\x80\x60" + os.urandom(300),  # "SRTP" from an unknown address
+            b"\x81\xc9" + struct.pack("!H", 0xFFFF) + os.urandom(20),  # RTCP with a lying length
+        ]
+        for _ in range(300):
+            junk.append(os.urandom(1 + os.urandom(1)[0] * 4))
+        for datagram in junk:
+            sock.sendto(datagram, target)
+        sock.close()
+        # A DTLS handshake flood and junk framing over ICE-TCP.
+        reader, writer = await asyncio.open_connection(*target)
+        writer.write(struct.pack("!H", 40) + os.urandom(40) + struct.pack("!H", 65000) + os.urandom(100))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed by the server
+        writer.close()
+
+        async with aiohttp.ClientSession() as http:
+            sdp = {"Content-Type": "application/sdp"}
+            async with http.post(f"{url}/whep", data="v=0\r\n" + "a=x\r\n" * 20000, headers=sdp) as r:
+                assert r.status == 413, await r.text()
+            no_common = pc.localDescription.sdp.replace("H264", "XYZ1").replace("VP8", "XYZ2")
+            no_common = re.sub(r"a=rtpmap:(\d+) (rtx|red|ulpfec)/", r"a=rtpmap:\1 XYZ3/", no_common)
+            async with http.post(f"{url}/whep", data=no_common, headers=sdp) as r:
+                body = await r.json()
+                assert r.status == 400 and "codec" in body["error"].lower(), body
+            async with http.post(f"{url}/whip", data="v=0\r\nm=video", headers=sdp) as r:
+                assert r.status in (400, 409), await r.text()  # busy path or bad SDP, never a 500
+        await asyncio.sleep(1.5)
+        assert got.video_frames > before + 20, (before, got.video_frames)
+    metrics = await asyncio.to_thread(
+        lambda: __import__("urllib.request").request.urlopen(f"{server.http}/metrics").read().decode()
+    )
+    assert 'streamhive_webrtc_events_total{event="unknown_datagrams"}' in metrics, metrics
+
+
+async def test_whip_and_whep_take_bearer_tokens(make_server: Callable[..., RunningServer]) -> None:
+    import time
+
+    import jwt
+
+    secret = "webrtc-jwt-secret-0123456789abcdef"
+    server = make_server(
+        f"auth:\n  jwt:\n    secret: {secret}\npath_defaults:\n  publish_auth: [jwt]\n  read_auth: [jwt]\n"
+    )
+
+    def token(actions: list[str], paths: list[str]) -> str:
+        return jwt.encode({"exp": time.time() + 60, "actions": actions, "paths": paths}, secret, "HS256")
+
+    url = f"{server.http}/live/secret"
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="sendonly")
+    assert (await exchange(pc, f"{url}/whip"))[0] == 401
+    assert (await exchange(pc, f"{url}/whip", token(["read"], ["live/*"])))[0] == 403
+    assert (await exchange(pc, f"{url}/whip", token(["publish"], ["other/*"])))[0] == 403
+    await pc.close()
+    async with whip_publish(f"{url}/whip", token=token(["publish"], ["live/*"])):
+        await asyncio.to_thread(server.wait_for_path, "live/secret", 2)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="recvonly")
+        assert (await exchange(pc, f"{url}/whep"))[0] == 401
+        await pc.close()
+        async with whep_play(f"{url}/whep", token=token(["read"], ["live/secret"])) as got:
+            await asyncio.sleep(2)
+    assert got.video_frames > 20, server.log()

@@ -85,6 +85,19 @@ class HubCollector:
         for path in sorted(self.server.hls.muxings):
             viewers.add_metric([path], self.server.hls.viewers(path))
         yield viewers
+        webrtc = self.server.webrtc
+        peers = GaugeMetricFamily("streamhive_webrtc_peers", "WebRTC peer connections (WHIP and WHEP)")
+        peers.add_metric([], len(webrtc.peers))
+        yield peers
+        events = CounterMetricFamily(
+            "streamhive_webrtc_events",
+            "WebRTC transport events: NACKed and retransmitted packets, keyframe requests, rejected "
+            "datagrams, SRTP failures, handshake timeouts",
+            labels=["event"],
+        )
+        for event, count in sorted(webrtc.counters.items()):
+            events.add_metric([event], count)
+        yield events
 
 
 def make_registry(server: Server) -> CollectorRegistry:

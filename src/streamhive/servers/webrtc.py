@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import secrets
 import socket
+from collections import Counter
 from typing import TYPE_CHECKING, Protocol
 
 import ifaddr
@@ -157,6 +158,7 @@ class Peer:
         except DtlsError as exc:
             for datagram in exc.datagrams:  # the alert, so the browser fails now, not on a timeout
                 route.send(datagram)
+            self.service.counters["dtls_failed"] += 1
             self.close(f"DTLS failed: {exc}")
             return
         for datagram in out:
@@ -191,6 +193,7 @@ class Peer:
                 if handler is not None:
                     handler.rtp(plain, now)
         except WebRtcError as exc:
+            self.service.counters["srtp_rejected"] += 1
             self.bad_packets += 1
             if self.bad_packets == 1 or self.bad_packets % 1000 == 0:
                 log.info("peer %s: dropped SRTP packet (%d so far): %s", self.id, self.bad_packets, exc)
@@ -215,6 +218,7 @@ class Peer:
             timeout = self.service.config.handshake_timeout
             if now - self.created > timeout:
                 what = "DTLS" if self.route is not None else "ICE"
+                self.service.counters[f"{what.lower()}_timeout"] += 1
                 self.close(f"{what} did not complete within {timeout:g}s")
                 return
             deadline = self.dtls.next_timeout()
@@ -226,6 +230,7 @@ class Peer:
                     self.close(f"DTLS failed: {exc}")
             return
         if self.ice.consent_expired(now, self.service.config.consent_timeout):
+            self.service.counters["consent_expired"] += 1
             self.close("ICE consent expired: the peer stopped answering")
             return
         if self.handler is not None:
@@ -318,7 +323,8 @@ class WebRtcService:
         self.sock: socket.socket | None = None
         self.port = 0
         self.candidate_hosts: list[str] = []
-        self.unknown_datagrams = 0
+        #: Events for /metrics: rejected datagrams, handshake failures, NACKs, retransmissions...
+        self.counters: Counter[str] = Counter()
         self._tcp: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -484,7 +490,7 @@ class WebRtcService:
                 continue
             peer = self.peer_for_stun(data) if data[0] < 4 else None
             if peer is None:
-                self.unknown_datagrams += 1
+                self.counters["unknown_datagrams"] += 1
                 continue
             peer.receive(data, UdpRoute(sock, addr), now)
 

@@ -134,15 +134,19 @@ class WhipPublisher:
 
     def tick(self, now: float) -> None:
         feedback: list[object] = []
+        counters = self.peer.service.counters
         for media, tracker in self.nacks.items():
             lost = tracker.due(now)
             ssrc = self.ssrcs.get(media)
             if lost and ssrc is not None:
                 feedback.append(Nack(FEEDBACK_SSRC, ssrc, lost))
+                counters["nacked_to_publishers"] += len(lost)
         if self.keyframe_wanted and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
             self.keyframe_wanted = False
             self.last_keyframe_request = now
-            feedback += [Pli(FEEDBACK_SSRC, self.ssrcs[m]) for m in self.video if m in self.ssrcs]
+            plis = [Pli(FEEDBACK_SSRC, self.ssrcs[m]) for m in self.video if m in self.ssrcs]
+            counters["keyframe_requests_to_publishers"] += len(plis)
+            feedback += plis
         if now >= self.next_report and self.ssrcs:
             self.next_report = now + REPORT_INTERVAL
             for media in self.ssrcs:
@@ -268,8 +272,10 @@ class WhepPlayer:
             packets = parse_compound(packet)
         except RtpError:
             return
+        counters = self.peer.service.counters
         for item in packets:
             if isinstance(item, Nack):
+                counters["nacks_from_players"] += len(item.lost)
                 history = self.fanout.history.get(item.media_ssrc)
                 if history is None:
                     continue
@@ -277,13 +283,17 @@ class WhepPlayer:
                 for seq in item.lost:
                     cached = history.get(seq)
                     if cached is None:
+                        counters["nacks_too_old"] += 1
                         continue
                     if channel is not None and channel in self.rewrite:
                         cached = _with_payload_type(cached, self.rewrite[channel])
+                    counters["retransmitted_to_players"] += 1
                     self.peer.send_rtp(cached)
-            elif isinstance(item, Pli | Fir) and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
-                self.last_keyframe_request = now
-                self.stream.request_keyframe()
+            elif isinstance(item, Pli | Fir):
+                counters["keyframe_requests_from_players"] += 1
+                if now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
+                    self.last_keyframe_request = now
+                    self.stream.request_keyframe()
 
     def _channels_by_ssrc(self) -> list[tuple[int, int]]:
         return [(2 * index, ssrc) for index, ssrc in self.fanout.ssrcs.items()]
