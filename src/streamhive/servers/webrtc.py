@@ -382,7 +382,7 @@ class WebRtcService:
 
     async def _candidate_hosts(self, host: str) -> list[str]:
         """Addresses put in our ICE candidates: configured, else the listen host or every interface."""
-        hosts = list(self.config.public_ips)
+        hosts = [ip for name in self.config.public_ips for ip in await self._resolve(name)]
         if self.config.stun_server is not None:
             public = await self._stun_public_address()
             if public is not None and public not in hosts:
@@ -402,6 +402,23 @@ class WebRtcService:
                         found.append(str(address))
         # Loopback last: it only helps a browser on this machine, and costs others one failed pair.
         found.sort(key=lambda a: ipaddress.ip_address(a).is_loopback)
+        return found
+
+    async def _resolve(self, name: str) -> list[str]:
+        """A configured public address as IPs: browsers do not resolve host names in candidates."""
+        try:
+            ipaddress.ip_address(name)
+            return [name]
+        except ValueError:
+            pass
+        assert self._loop is not None
+        try:
+            infos = await self._loop.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            log.warning("webrtc: public address %s does not resolve (%s); left out", name, exc)
+            return []
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        log.info("webrtc: public address %s is %s", name, ", ".join(found))
         return found
 
     async def _stun_public_address(self) -> str | None:
