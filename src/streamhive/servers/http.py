@@ -25,6 +25,7 @@ from ..hub import Reader, Refused, Session, Stream
 from ..hub.stream import no_framing
 from .hls import time_handler
 from .http_auth import credentials_of, refusal, remote_of
+from .pages import add_page_routes
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -179,7 +180,8 @@ async def index_handler(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     # Path names come from publishers: escaped, or a stream name becomes a script on this page.
     rows = "".join(
-        f"<li><b>{html.escape(name)}</b> — <a href='/{html.escape(quote(name))}.flv'>HTTP-FLV</a>"
+        f"<li><b>{html.escape(name)}</b> — <a href='/{html.escape(quote(name))}/'>play (WebRTC)</a>"
+        f" · <a href='/{html.escape(quote(name))}.flv'>HTTP-FLV</a>"
         f" · rtmp://HOST:{server.rtmp_port}/{html.escape(name)}</li>"
         for name in sorted(server.hub.streams)
     )
@@ -225,5 +227,6 @@ def build_app(server: Server) -> web.Application:
     if server.config.webrtc.enabled:
         server.whip.add_routes(app)
     app.router.add_get("/api/v1/time", time_handler)
+    add_page_routes(app)  # before the HLS catch-all, which would take /{path}/publish
     app.router.add_get(r"/{path:.+}/{name:[^/]+}", server.hls.handle)
     return app
