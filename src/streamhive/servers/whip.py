@@ -174,7 +174,6 @@ class Fanout:
         self.history: dict[int, RtpHistory] = {}
         self.history_size = history_size
         self.mtu = mtu
-        self.players = 0
         self.format = ("webrtc", self._muxer)
 
     def _muxer(self, tracks: list[Track]) -> RtpMuxer:
@@ -260,9 +259,7 @@ class WhepPlayer:
         if self.stream.ended:
             self.peer.close("stream ended")
             return
-        self.fanout.players += 1
         self.stream.attach(self.reader)
-        self.server.hub.emit("read", self.stream.path, self.peer.session)
 
     def rtp(self, packet: bytes, now: float) -> None:
         """Players send no media (a sendrecv offer may bring some): ignored."""
@@ -308,7 +305,6 @@ class WhepPlayer:
         hub = self.server.hub
         if not self.reader.closed:
             self.reader.close(reason, notify=False)
-            self.fanout.players -= 1
         hub.read_ended(self.peer.session)
         hub.remove_session(self.peer.session)
 
