@@ -4,12 +4,14 @@
     streamhive bench play http://HOST:8080/live/cam1.flv --clients 500
     streamhive bench play ws://HOST:8080/live/cam1.flv --clients 500       (WS-FLV)
     streamhive bench play http://HOST:8080/live/cam1/index.m3u8 --clients 200 [--mode ll]
+    streamhive bench play http://HOST:8080/live/cam1/whep --clients 100 [--ramp 50]   (WebRTC, WHEP)
     streamhive bench publish rtmp://HOST:1935/live/pub --publishers 20 [--file clip.flv]
     streamhive bench compare [--quick]     (bench/compare.py: streamhive vs nginx-rtmp vs NMS)
     streamhive bench profile               (bench/profile.py: py-spy flame graph of streamhive)
 
 ``play`` picks the client by URL: ``rtmp://``, ``http://...flv`` and ``ws://...flv`` use :mod:`bench.loadclient`,
-``...m3u8`` uses :mod:`bench.hlsclient`. A one-line progress display on stderr is refreshed every
+``...m3u8`` uses :mod:`bench.hlsclient`, ``http://.../whep`` (or Janus's ``http://.../janus``) uses
+:mod:`bench.webrtcclient`. A one-line progress display on stderr is refreshed every
 second; the final summary goes to stdout, and ``--json`` / ``--markdown`` write a report.
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import hlsclient, loadclient, publishclient, rtspclient
+from bench import hlsclient, loadclient, publishclient, rtspclient, webrtcclient
 from bench.loadclient import percentile
 
 
@@ -173,6 +175,25 @@ def rtsp_line(stats: list[rtspclient.ReaderStats], readers: int) -> Callable[[fl
     return line
 
 
+def webrtc_line(stats: list[webrtcclient.ViewerStats], viewers: int) -> Callable[[float], str]:
+    rate = _Rate()
+
+    def line(now: float) -> str:
+        connected = sum(s.dtls_s is not None for s in stats)
+        receiving = sum(s.first_packet_s is not None for s in stats)
+        errors = sum(s.error is not None for s in stats)
+        frozen = sum(s.first_video > 0 and now - s.last_video > webrtcclient.FREEZE_S for s in stats)
+        first = [s.first_packet_s * 1000 for s in stats if s.first_packet_s is not None]
+        total = sum(s.bytes for s in stats)
+        return (
+            f"viewers {len(stats)}/{viewers} started, {connected} connected, {receiving} receiving, {frozen} frozen, "
+            f"{rate.mbit(total, now):.1f} Mbit/s, errors {errors}, first packet p50/p95 "
+            f"{_ms(percentile(first, 50))}/{_ms(percentile(first, 95))} ms"
+        )
+
+    return line
+
+
 def kind_of(url: str) -> str:
     parts = urlsplit(url)
     path = parts.path.lower()
@@ -185,12 +206,15 @@ def kind_of(url: str) -> str:
     if parts.scheme in ("http", "https"):
         if path.endswith(".m3u8"):
             return "hls"
+        if path.rstrip("/").endswith(("/whep", "/janus")):
+            return "webrtc"
         if path.endswith(".flv"):
             if parts.scheme == "https":
                 raise ValueError("https:// FLV is not supported by the load client; use http://")
             return "http-flv"
     raise ValueError(
-        f"cannot tell the protocol of {url!r}: rtmp://..., rtsp://..., http://....flv, ws://....flv or http://....m3u8"
+        f"cannot tell the protocol of {url!r}: rtmp://..., rtsp://..., http://....flv, ws://....flv, http://....m3u8, "
+        "http://.../whep or http://.../janus"
     )
 
 
@@ -216,6 +240,14 @@ async def play(args: argparse.Namespace) -> dict[str, Any]:
             args.quiet,
         )
         return {"kind": kind, "summary": hres.summary(), "text": hlsclient.format_summary(hres.summary())}
+    if kind == "webrtc":
+        wstats: list[webrtcclient.ViewerStats] = []
+        wres = await _with_progress(
+            webrtcclient.run_webrtc_load(args.url, args.clients, args.duration, args.ramp, stats_sink=wstats),
+            webrtc_line(wstats, args.clients),
+            args.quiet,
+        )
+        return {"kind": kind, "summary": wres.summary(), "text": webrtcclient.format_summary(wres.summary())}
     if kind == "rtsp":
         rstats: list[rtspclient.ReaderStats] = []
         rres = await _with_progress(
@@ -275,10 +307,13 @@ def _run(coro: Any) -> Any:
 def main(argv: Sequence[str] | None = None, prog: str = "streamhive bench") -> int:
     ap = argparse.ArgumentParser(prog=prog, description="Load-test a live media server (loopback or LAN).")
     sub = ap.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("play", help="N players of one stream (RTMP, HTTP-FLV or HLS, by URL)")
+    p = sub.add_parser(
+        "play", help="N players of one stream (RTMP, RTSP, HTTP/WS-FLV, HLS or WebRTC, by URL)"
+    )
     p.add_argument(
         "url",
-        help="rtmp://HOST:PORT/APP/NAME, http://HOST:PORT/PATH.flv, ws://HOST:PORT/PATH.flv or .../index.m3u8",
+        help="rtmp://HOST:PORT/APP/NAME, rtsp://HOST:PORT/PATH, http://HOST:PORT/PATH.flv, ws://HOST:PORT/PATH.flv, "
+        ".../index.m3u8, http://HOST:PORT/PATH/whep (WHEP) or http://HOST:PORT/janus (Janus, mountpoint 1)",
     )
     p.add_argument("--clients", type=int, default=10, help="number of players (default 10)")
     p.add_argument("--mode", choices=("classic", "ll"), default="classic", help="HLS viewer mode")
