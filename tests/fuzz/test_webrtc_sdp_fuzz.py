@@ -114,7 +114,8 @@ def check(offer: Offer, answer: Answer) -> None:
     for media in answer.media:
         offered = offer.media[media.index]
         assert media.payload_type in offered.formats and offered.problem is None
-        assert reparsed.media[media.index].formats == [str(media.payload_type)]
+        rtx = [] if media.rtx_payload_type is None else [str(media.rtx_payload_type)]
+        assert reparsed.media[media.index].formats == [str(media.payload_type), *rtx]
         assert reparsed.media[media.index].attribute("mid") == media.mid
 
 

@@ -254,7 +254,7 @@ def test_publish_answer_for_chrome() -> None:
     assert answer.dtls_role == "server" and answer.rejected == [] and answer.unsent == []
     v = section(answer, "1")
     assert v[:10] == [
-        "m=video 9 UDP/TLS/RTP/SAVPF 102",
+        "m=video 9 UDP/TLS/RTP/SAVPF 102 103",
         "c=IN IP4 0.0.0.0",
         "a=rtcp:9 IN IP4 0.0.0.0",
         "a=ice-ufrag:srvU",
@@ -275,6 +275,8 @@ def test_publish_answer_for_chrome() -> None:
         "a=rtcp-fb:102 ccm fir",
         "a=rtcp-fb:102 goog-remb",
         "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        "a=rtpmap:103 rtx/90000",  # its RTX: probes and retransmissions on a repair stream
+        "a=fmtp:103 apt=102",
         "a=candidate:1 1 udp 2130706431 192.0.2.10 8189 typ host",
         "a=candidate:2 1 tcp 1671430143 192.0.2.10 8189 typ host tcptype passive",
         "a=end-of-candidates",
@@ -284,11 +286,12 @@ def test_publish_answer_for_chrome() -> None:
     assert "a=rtcp-rsize" not in section(answer, "0") and "a=fmtp:111 minptime=10;useinbandfec=1" in section(
         answer, "0"
     )
-    assert not any("transport-cc" in line or "rtx" in line or "toffset" in line for line in lines(answer))
+    assert not any("transport-cc" in line or "toffset" in line for line in lines(answer))
+    assert video.rtx_payload_type == 103 and answer.media[0].rtx_payload_type is None
     reparsed = parse_sdp(answer.sdp)
     assert [(m.kind, m.port, m.formats) for m in reparsed.media] == [
         ("audio", 9, ["111"]),
-        ("video", 9, ["102"]),
+        ("video", 9, ["102", "103"]),
     ]
 
 

@@ -437,8 +437,12 @@ class Stream:
         views = sum(view.stream.reader_count() for view in self.views.values())
         return sum(len(g.readers) for g in self._groups.values()) + queues + views
 
-    def attach(self, reader: Reader, prefix: bytes = b"") -> None:
-        """Start a reader: header, codec config and the GOP cache in one go, then live frames."""
+    def attach(self, reader: Reader, prefix: bytes = b"", gop: bool = True) -> None:
+        """Start a reader: header, codec config and the GOP cache in one go, then live frames.
+
+        ``gop=False`` starts it at the next keyframe instead, for readers whose publisher can
+        make one now (WebRTC): a burst of cached frames would become their playout delay.
+        """
         self.flush()  # queued frames are already in the GOP cache this reader gets
         (mux_name, factory), (framing_name, framing) = reader.format, reader.framing
         key = (mux_name, framing_name)
@@ -450,8 +454,9 @@ class Stream:
         reader.backlog = self.config.reader_backlog_bytes
         reader.max_lag = self.config.reader_max_lag
         head = prefix + framing(group.muxer.header(self.tracks, self.metadata))
-        parts = [head, *group.gop] if self._gop_active else [head]
-        reader.waiting_key = not self._gop_active
+        from_gop = gop and self._gop_active
+        parts = [head, *group.gop] if from_gop else [head]
+        reader.waiting_key = not from_gop
         # writelines: uvloop hands the parts to the kernel as they are (writev), where a join
         # would copy the whole GOP (~0.5 MB at 2 Mbit/s) for every joining reader.
         reader.transport.writelines(parts)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from ..formats.rtp import RtpCodec, RtpError, SdpFormat, codec_for_encoding
-from ..formats.rtp.receive import REORDER_WAIT, ClockSync, RtpReceiver
+from ..formats.rtp.receive import ClockSync, RtpReceiver
 from ..formats.rtp.rtcp import ReceiverReport, SenderReport, ntp_middle32, ntp_to_unix, parse_compound
 from ..formats.sdp import MediaDescription, SessionDescription
 from ..hub import Stream
@@ -69,13 +69,7 @@ def describe_medias(medias: list[IngestMedia | None]) -> str:
 class RtpIngest:
     """Receivers for the media of one publisher, writing Frames into ``stream``."""
 
-    def __init__(
-        self,
-        stream: Stream,
-        medias: list[IngestMedia | None],
-        reorder: bool,
-        reorder_wait: float = REORDER_WAIT,
-    ) -> None:
+    def __init__(self, stream: Stream, medias: list[IngestMedia | None], reorder: bool) -> None:
         self.stream = stream
         self.medias = medias
         self.receivers: dict[int, RtpReceiver] = {}
@@ -85,9 +79,7 @@ class RtpIngest:
         for i, media in enumerate(medias):
             if media is None:
                 continue
-            self.receivers[i] = RtpReceiver(
-                media.codec, media.track, media.fmt, media.payload_type, reorder, reorder_wait
-            )
+            self.receivers[i] = RtpReceiver(media.codec, media.track, media.fmt, media.payload_type, reorder)
             if media.track.kind == "audio" or media.track.config or media.codec.name == "mjpeg":
                 self.indexes[i] = stream.set_track(media.track)
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from ..formats.rtp import RtpError, codec_for_encoding
 from ..formats.rtp.muxer import RtpMuxer
 from ..formats.rtp.nack import NackTracker, RtpHistory
+from ..formats.rtp.packet import RtpPacket, rtp_header
 from ..formats.rtp.rtcp import Fir, Nack, Pli, Remb, SenderReport, parse_compound, serialize_compound
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
@@ -75,6 +76,7 @@ class WhipPublisher:
         self.server = server
         ingest: list[IngestMedia | None] = []
         self.by_pt: dict[int, int] = {}
+        self.rtx: dict[int, tuple[int, int]] = {}  # RTX payload type -> (media index, its payload type)
         for media in medias:
             codec = codec_for_encoding(media.fmt.encoding)
             if codec is None:
@@ -82,9 +84,13 @@ class WhipPublisher:
                 continue
             track = codec.track_from_sdp(media.fmt)
             self.by_pt[media.payload_type] = len(ingest)
+            if media.rtx_payload_type is not None:
+                self.rtx[media.rtx_payload_type] = (len(ingest), media.payload_type)
             ingest.append(IngestMedia(media.mid, codec, track, media.fmt, media.payload_type))
-        self.ingest = RtpIngest(stream, ingest, reorder=True, reorder_wait=REORDER_WAIT)
+        self.ingest = RtpIngest(stream, ingest, reorder=True)
         self.video = {i for i, m in enumerate(ingest) if m is not None and m.codec.kind == "video"}
+        for index in self.video:  # only video is NACKed: only its gaps are worth waiting for
+            self.ingest.receivers[index].reorder_wait = REORDER_WAIT
         self.ssrcs: dict[int, int] = {}  # media index -> the publisher's SSRC
         self.by_ssrc: dict[int, int] = {}
         self.nacks: dict[int, NackTracker] = {i: NackTracker() for i in self.video}
@@ -100,9 +106,15 @@ class WhipPublisher:
     def rtp(self, packet: bytes, now: float) -> None:
         if len(packet) < 12:
             return
-        media = self.by_pt.get(packet[1] & 0x7F)
+        pt = packet[1] & 0x7F
+        media = self.by_pt.get(pt)
         if media is None:
-            return
+            if pt not in self.rtx:
+                return
+            repaired = self._repaired(packet, *self.rtx[pt])
+            if repaired is None:
+                return
+            media, packet = repaired
         ssrc = int.from_bytes(packet[8:12], "big")
         if self.ssrcs.get(media) != ssrc:
             self.ssrcs[media] = ssrc
@@ -117,6 +129,20 @@ class WhipPublisher:
             if lost != self.lost_seen:  # NACK could not save it: the picture needs a new keyframe
                 self.lost_seen = lost
                 self.request_keyframe()
+
+    def _repaired(self, packet: bytes, media: int, pt: int) -> tuple[int, bytes] | None:
+        """The original packet inside an RTX one (RFC 4588), or None for a padding-only probe."""
+        ssrc = self.ssrcs.get(media)
+        try:
+            rtx = RtpPacket.parse(packet)
+        except RtpError:
+            return None
+        if ssrc is None or len(rtx.payload) < 3:  # bandwidth probes: padding, or nothing after OSN
+            return None
+        self.peer.service.counters["rtx_from_publishers"] += 1
+        original = rtx.payload[:2]
+        header = rtp_header(pt, _SEQ.unpack(original)[0], rtx.timestamp, ssrc, rtx.marker)
+        return media, header + rtx.payload[2:]
 
     def rtcp(self, packet: bytes, now: float) -> None:
         try:
@@ -142,11 +168,12 @@ class WhipPublisher:
                 feedback.append(Nack(FEEDBACK_SSRC, ssrc, lost))
                 counters["nacked_to_publishers"] += len(lost)
         if self.keyframe_wanted and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
-            self.keyframe_wanted = False
-            self.last_keyframe_request = now
             plis = [Pli(FEEDBACK_SSRC, self.ssrcs[m]) for m in self.video if m in self.ssrcs]
-            counters["keyframe_requests_to_publishers"] += len(plis)
-            feedback += plis
+            if plis:  # else wait for the video SSRC to be known
+                self.keyframe_wanted = False
+                self.last_keyframe_request = now
+                counters["keyframe_requests_to_publishers"] += len(plis)
+                feedback += plis
         if now >= self.next_report and self.ssrcs:
             self.next_report = now + REPORT_INTERVAL
             for media in self.ssrcs:
@@ -259,7 +286,13 @@ class WhepPlayer:
         if self.stream.ended:
             self.peer.close("stream ended")
             return
-        self.stream.attach(self.reader)
+        # A WebRTC publisher makes a keyframe on request in a round trip: start there rather
+        # than with the cached GOP, whose burst would sit in the browser's jitter buffer as
+        # latency. Other publishers cannot be asked, so their players start with the cache.
+        live = self.stream.publisher is not None and self.stream.publisher.request_keyframe is not None
+        self.stream.attach(self.reader, gop=not live)
+        if live:
+            self.stream.request_keyframe()
 
     def rtp(self, packet: bytes, now: float) -> None:
         """Players send no media (a sendrecv offer may bring some): ignored."""

@@ -36,7 +36,6 @@ class RtpReceiver:
         fmt: SdpFormat,
         payload_type: int,
         reorder: bool,
-        reorder_wait: float = REORDER_WAIT,
     ) -> None:
         self.codec = codec
         self.track = track
@@ -49,7 +48,7 @@ class RtpReceiver:
         self.errors = 0
         self.held_since: float | None = None
         #: Seconds a gap may stay open: longer where lost packets come back (WebRTC NACK).
-        self.reorder_wait = reorder_wait
+        self.reorder_wait = REORDER_WAIT
 
     def packet(self, data: bytes, arrival: float) -> list[Access]:
         """Feed one RTP packet (raises RtpError for a malformed header)."""

@@ -5,8 +5,9 @@ section it accepts onto one transport with rtcp-mux, offers host candidates only
 server (``a=setup:passive``) unless the offer insists on being the server itself (FFmpeg's WHIP
 muxer says ``setup:passive`` and listens), in which case we answer ``active``.
 
-We negotiate no RTX and no FEC (a NACKed packet is resent on its original SSRC), and only the
-RTCP feedback and RTP header extensions in :data:`FEEDBACK` and :data:`EXTENSIONS`. The offer is
+We negotiate no FEC, and RTX only from WHIP publishers (to players a NACKed packet is resent on
+its original SSRC), and only the RTCP feedback and RTP header extensions in :data:`FEEDBACK` and
+:data:`EXTENSIONS`. The offer is
 parsed with the project's generic SDP parser; this module adds what WebRTC layers on top of it:
 ICE and DTLS parameters, mids and BUNDLE, SSRCs, rids and simulcast, extmaps and rtcp-fb.
 
@@ -209,6 +210,11 @@ class NegotiatedMedia:
     feedback: set[str]
     direction: str
     source: int | None = None  # WHEP: index of the SendTrack sent here
+    #: WHIP video: the client's RTX payload type for ``payload_type``, when it offered one. With
+    #: RTX, browsers send retransmissions and bandwidth probes on a repair stream; without it
+    #: probes are padding-only packets in the media sequence, and a lost probe (never resent)
+    #: looks like lost media.
+    rtx_payload_type: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -579,6 +585,11 @@ def _pick(media: OfferedMedia, codecs: Sequence[str], rank: Rank) -> tuple[str, 
 # answers
 
 
+def _fmtp_value(fmt: SdpFormat, key: str) -> str | None:
+    """An fmtp parameter, its name compared case-insensitively (``apt``, ``APT``)."""
+    return next((v.strip() for k, v in fmt.fmtp.items() if k.strip().lower() == key), None)
+
+
 def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: LocalIce) -> Answer:
     """Answer a WHIP offer: receive each sending section with one codec from ``accept``.
 
@@ -603,6 +614,14 @@ def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: Loc
             rejected.append(Rejection(media.index, media.kind, reason or "", media.mid))
             continue
         codec, pt = pick
+        rtx = next(
+            (
+                number
+                for number, fmt in media.formats.items()
+                if fmt.encoding.upper() == "RTX" and _fmtp_value(fmt, "apt") == str(pt)
+            ),
+            None,
+        )
         negotiated.append(
             NegotiatedMedia(
                 mid=media.mid or "",
@@ -616,6 +635,7 @@ def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: Loc
                 extmap=_accepted_extensions(media),
                 feedback=media.feedback[pt] & set(FEEDBACK),
                 direction="recvonly",
+                rtx_payload_type=rtx if media.kind == "video" else None,
             )
         )
     if not negotiated:
@@ -767,6 +787,11 @@ def _answer(
             attributes.append(
                 ("fmtp", f"{pt} " + ";".join(f"{k}={v}" if v else k for k, v in fmt.fmtp.items()))
             )
+        formats = [str(pt)]
+        rtx = chosen.rtx_payload_type if chosen is not None else None
+        if rtx is not None:
+            formats.append(str(rtx))
+            attributes += [("rtpmap", f"{rtx} rtx/{fmt.clock_rate}"), ("fmtp", f"{rtx} apt={pt}")]
         if chosen is not None and chosen.rids:
             attributes.append(("rid", f"{chosen.rids[0]} recv"))
             if media.simulcast:
@@ -778,7 +803,7 @@ def _answer(
             ]
         attributes += _candidates(local)
         sections.append(
-            MediaDescription(media.kind, 9, media.proto, [str(pt)], None, None, Connection(), [], attributes)
+            MediaDescription(media.kind, 9, media.proto, formats, None, None, Connection(), [], attributes)
         )
     session_attributes: list[Attribute] = []
     if offer.bundle:
