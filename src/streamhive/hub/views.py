@@ -38,6 +38,9 @@ def transcoded_view(stream: Stream, audio: frozenset[str]) -> Stream:
     view = stream.views.get(target)
     if view is None:
         view = stream.views[target] = AudioView(stream, target)
+    # From now, not only when a reader leaves: a caller may never attach (a WebRTC peer that
+    # never connects, an HTTP client gone before its response started).
+    view.linger()
     return view.stream
 
 
@@ -52,7 +55,7 @@ class AudioView:
         self.target = target
         self.stream = Stream(source.hub, source.path, source.config)
         self.stream.publisher = source.publisher
-        self.stream.on_idle = self._idle
+        self.stream.on_idle = self.linger
         self.transcoder: AsyncAudioTranscoder | None = None
         self._audio_index = -1
         self._linger: asyncio.TimerHandle | None = None
@@ -112,9 +115,13 @@ class AudioView:
         self.stream.end("publisher left")
 
     # Lifetime ----------------------------------------------------------------------------------
-    def _idle(self) -> None:
-        if self._linger is None and not self.stream.ended:
-            self._linger = asyncio.get_running_loop().call_later(IDLE_LINGER, self._stop_if_idle)
+    def linger(self) -> None:
+        """(Re)start the countdown after which the view stops unless it has readers by then."""
+        if self.stream.ended:
+            return
+        if self._linger is not None:
+            self._linger.cancel()
+        self._linger = asyncio.get_running_loop().call_later(IDLE_LINGER, self._stop_if_idle)
 
     def _stop_if_idle(self) -> None:
         self._linger = None

@@ -110,6 +110,8 @@ class Peer:
         self.dtls = DtlsEndpoint(service.cert, "server", remote_fingerprint)
         self.srtp: SrtpContext | None = None
         self.route: Route | None = None
+        #: The UDP addresses the service routes to this peer: its valid ones (ICE keeps 32 at most).
+        self.udp_addrs: set[tuple[str, int]] = set()
         self.handler: Handler | None = None
         self.created = service.now()
         self.secure_at: float | None = None
@@ -260,6 +262,7 @@ class TcpRoute(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
         self.addr: tuple[str, int] = ("", 0)
+        self.opened = service.now()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -328,6 +331,7 @@ class WebRtcService:
         self._tcp: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_sweep = 0.0
 
     @property
     def cert(self) -> DtlsCertificate:
@@ -463,8 +467,10 @@ class WebRtcService:
         self.resources.pop(peer.resource, None)
         if self._by_ufrag.get(peer.ufrag) is peer:
             del self._by_ufrag[peer.ufrag]
-        for addr in [a for a, (p, _r) in self._by_addr.items() if p is peer]:
-            del self._by_addr[addr]
+        for addr in peer.udp_addrs:
+            if self._by_addr.get(addr, (None,))[0] is peer:
+                del self._by_addr[addr]
+        peer.udp_addrs.clear()
         route = peer.route
         if isinstance(route, TcpRoute) and route.transport is not None:
             route.transport.close()
@@ -475,6 +481,12 @@ class WebRtcService:
             owner = self._by_addr.get(route.addr)
             if owner is None or owner[0] is not peer:
                 self._by_addr[route.addr] = (peer, route)
+                peer.udp_addrs.add(route.addr)
+                # A peer checking from ever new ports must not grow the map: keep what ICE keeps.
+                for gone in peer.udp_addrs - peer.ice.valid_addresses:
+                    if self._by_addr.get(gone, (None,))[0] is peer:
+                        del self._by_addr[gone]
+                    peer.udp_addrs.discard(gone)
         elif isinstance(route, TcpRoute):
             route.peer = peer
 
@@ -521,3 +533,17 @@ class WebRtcService:
                 except Exception:
                     log.exception("peer %s: housekeeping failed", peer.id)
                     peer.close("internal error")
+            if now >= self._next_sweep:
+                self._next_sweep = now + 1.0
+                self._sweep_tcp(now)
+
+    def _sweep_tcp(self, now: float) -> None:
+        """Close ICE-TCP connections that hold a socket for nothing: no valid check within the
+        handshake timeout, or their peer is gone (one it never selected is not closed with it)."""
+        timeout = self.config.handshake_timeout
+        for conn in list(self.tcp_connections):
+            peer = conn.peer
+            idle = peer is None and now - conn.opened > timeout
+            if (idle or (peer is not None and peer.closed)) and conn.transport is not None:
+                self.counters["ice_tcp_timeout" if idle else "ice_tcp_orphaned"] += 1
+                conn.transport.abort()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import secrets
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -59,7 +60,7 @@ KEYFRAME_INTERVAL = 0.5
 REPORT_INTERVAL = 1.0
 #: Seconds a gap in a publisher's RTP stays open for the retransmission our NACK asks for.
 REORDER_WAIT = 0.25
-#: Seconds a player waits for a just-started publisher's video parameters before its answer.
+#: Seconds after a publisher starts during which a player waits for its video parameters.
 TRACKS_WAIT = 3.0
 #: Our SSRC in the feedback we send publishers (no media goes their way).
 FEEDBACK_SSRC = 0x5354524D
@@ -192,10 +193,15 @@ class WhipPublisher:
 
 
 class Fanout:
-    """What every WebRTC player of one Stream shares: SSRCs, payload types, the NACK history."""
+    """What every WebRTC player of one Stream shares: SSRCs, payload types, the NACK history.
+
+    It lives while it has players (connected or not yet), so an ended Stream and its history
+    are not kept for the next offer.
+    """
 
     def __init__(self, stream: Stream, history_size: int, mtu: int) -> None:
         self.stream = stream
+        self.players = 0
         self.ssrcs = {i: secrets.randbits(32) for i in range(8)}
         self.payload_types: dict[int, int] = {}  # the first player's; others rewrite theirs
         self.history: dict[int, RtpHistory] = {}
@@ -204,7 +210,9 @@ class Fanout:
         self.format = ("webrtc", self._muxer)
 
     def _muxer(self, tracks: list[Track]) -> RtpMuxer:
-        channels = {index: 2 * index for index in range(len(tracks))}
+        # Every index a player may negotiate, not only the tracks there are now: a track that
+        # joins later (audio after video) is muxed once the muxer learns of it.
+        channels = {index: 2 * index for index in self.ssrcs}
         return RtpMuxer(
             tracks,
             channels,
@@ -248,6 +256,11 @@ class WhepPlayer:
         }
         self.reader = Reader(peer.session, self, fanout.format, self._end)  # type: ignore[arg-type]
         self.last_keyframe_request = -KEYFRAME_INTERVAL
+        # One NACK can name the whole history: retransmissions are paced to at most the
+        # history's size per second, so a player cannot make us send without bound.
+        self.rtx_budget = float(fanout.history_size)
+        self.rtx_time = 0.0
+        fanout.players += 1
 
     # The asyncio.WriteTransport face the hub writes to ------------------------------------------
     def write(self, data: bytes) -> None:
@@ -306,27 +319,35 @@ class WhepPlayer:
         for item in packets:
             if isinstance(item, Nack):
                 counters["nacks_from_players"] += len(item.lost)
-                history = self.fanout.history.get(item.media_ssrc)
-                if history is None:
-                    continue
-                channel = next((c for c, ssrc in self._channels_by_ssrc() if ssrc == item.media_ssrc), None)
-                for seq in item.lost:
-                    cached = history.get(seq)
-                    if cached is None:
-                        counters["nacks_too_old"] += 1
-                        continue
-                    if channel is not None and channel in self.rewrite:
-                        cached = _with_payload_type(cached, self.rewrite[channel])
-                    counters["retransmitted_to_players"] += 1
-                    self.peer.send_rtp(cached)
+                self._retransmit(item, now)
             elif isinstance(item, Pli | Fir):
                 counters["keyframe_requests_from_players"] += 1
                 if now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
                     self.last_keyframe_request = now
                     self.stream.request_keyframe()
 
-    def _channels_by_ssrc(self) -> list[tuple[int, int]]:
-        return [(2 * index, ssrc) for index, ssrc in self.fanout.ssrcs.items()]
+    def _retransmit(self, nack: Nack, now: float) -> None:
+        history = self.fanout.history.get(nack.media_ssrc)
+        channel = next((2 * i for i, ssrc in self.fanout.ssrcs.items() if ssrc == nack.media_ssrc), -1)
+        if history is None or channel not in self.pt_by_channel:
+            return  # not a track this player receives
+        rate = self.fanout.history_size
+        self.rtx_budget = min(rate, self.rtx_budget + (now - self.rtx_time) * rate)
+        self.rtx_time = now
+        counters = self.peer.service.counters
+        for count, seq in enumerate(nack.lost):
+            if self.rtx_budget < 1:
+                counters["retransmissions_throttled"] += len(nack.lost) - count
+                return
+            cached = history.get(seq)
+            if cached is None:
+                counters["nacks_too_old"] += 1
+                continue
+            if channel in self.rewrite:
+                cached = _with_payload_type(cached, self.rewrite[channel])
+            self.rtx_budget -= 1
+            counters["retransmitted_to_players"] += 1
+            self.peer.send_rtp(cached)
 
     def tick(self, now: float) -> None:
         """Sender reports come from the muxer with the media; nothing periodic here."""
@@ -338,6 +359,9 @@ class WhepPlayer:
         hub = self.server.hub
         if not self.reader.closed:
             self.reader.close(reason, notify=False)
+        self.fanout.players -= 1
+        if not self.fanout.players:
+            self.server.whip.fanouts.pop(self.stream, None)
         hub.read_ended(self.peer.session)
         hub.remove_session(self.peer.session)
 
@@ -355,7 +379,7 @@ class WhipService:
     def __init__(self, server: Server, transport: WebRtcService) -> None:
         self.server = server
         self.transport = transport
-        self.fanouts: dict[int, Fanout] = {}
+        self.fanouts: dict[Stream, Fanout] = {}
 
     def add_routes(self, app: web.Application) -> None:
         for kind in ("whip", "whep"):
@@ -413,9 +437,10 @@ class WhipService:
             if kind == "whip":
                 stream = await hub.publish(path, session, credentials_of(request))
             else:
-                stream = await hub.read(path, session, credentials_of(request))
+                stream = await self._ready(await hub.read(path, session, credentials_of(request)))
         except Refused as refused:
             session.close_reason = f"refused: {refused}"
+            hub.read_ended(session)
             hub.remove_session(session)
             response = refusal(refused)
             response.headers.update(self._cors())
@@ -434,7 +459,6 @@ class WhipService:
                 answer = answer_publish(offer, PUBLISH_CODECS, local)
                 peer.handler = WhipPublisher(peer, stream, answer.media, self.server)
             else:
-                stream = await self._ready(stream)
                 answer, fanout = self._play_answer(offer, stream, local)
                 peer.handler = WhepPlayer(peer, stream, answer.media, fanout, self.server)
             peer.start_dtls(answer.dtls_role)
@@ -444,6 +468,7 @@ class WhipService:
             session.close_reason = reason
             if kind == "whip":
                 hub.unpublish(stream, session, grace=0)
+            hub.read_ended(session)
             hub.remove_session(session)
             return self._error(400, reason)
         resource = peer.resource
@@ -471,24 +496,27 @@ class WhipService:
         return response
 
     async def _ready(self, stream: Stream) -> Stream:
-        """The stream for WebRTC playback, once a just-started publisher has sent its video config."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TRACKS_WAIT
-        while not stream.ended and loop.time() < deadline:
+        """The stream for WebRTC playback, once a just-started publisher has sent its video config.
+
+        Only a publisher younger than TRACKS_WAIT is waited for: an audio-only stream that has
+        been live a while gets its answer at once.
+        """
+        publisher = stream.publisher
+        deadline = publisher.started_mono + TRACKS_WAIT if publisher is not None else 0.0
+        while not stream.ended and time.monotonic() < deadline:
             video = [t for t in stream.tracks if t.kind == "video"]
             if video and all(t.config or t.codec in ("vp8", "mjpeg") for t in video):
                 break
             await asyncio.sleep(0.05)
+        if stream.ended:
+            raise Refused("not_found", f"stream {stream.path!r} ended")
         return stream.readable_with(WEBRTC_AUDIO)
 
     def _play_answer(self, offer: Offer, stream: Stream, local: LocalIce) -> tuple[Answer, Fanout]:
-        for key, old in list(self.fanouts.items()):
-            if old.stream.ended:
-                del self.fanouts[key]
-        fanout = self.fanouts.get(id(stream))
-        if fanout is None or fanout.stream is not stream:
+        fanout = self.fanouts.get(stream)
+        if fanout is None:
             config = self.server.config.webrtc
-            fanout = self.fanouts[id(stream)] = Fanout(stream, config.nack_history, config.mtu)
+            fanout = Fanout(stream, config.nack_history, config.mtu)
         send = [
             SendTrack(
                 track.kind, (track.codec,), fanout.ssrcs[index], track, "streamhive", f"{track.kind}{index}"
@@ -498,7 +526,9 @@ class WhipService:
         ]
         if not send:
             raise SdpNegotiationError(f"{stream.path!r} has no tracks yet")
-        return answer_play(offer, send, local), fanout
+        answer = answer_play(offer, send, local)
+        self.fanouts[stream] = fanout
+        return answer, fanout
 
     def _peer(self, request: web.Request) -> Peer | None:
         peer = self.transport.resources.get(request.match_info["resource"])
