@@ -16,7 +16,8 @@ Both servers forward the same H.264 + Opus to receive-only WebRTC viewers, witho
   viewers watch through the streaming plugin over Janus's HTTP API. Janus is full ICE by default
   (``--janus-ice-lite`` for ICE-lite). ``janus`` runs ``event_loops = 1`` (one shared loop
   thread for the handles: it has one core; ``--janus-event-loops N``), ``janus-threads`` runs
-  Janus's default of one loop thread per viewer, which on one core costs about 2.5 times the CPU.
+  Janus's default of one loop thread per viewer, which on one core costs about 2.5 times the CPU;
+  ``janus-lite`` is ``janus`` in ICE-lite mode.
   Janus gathers no candidates on loopback interfaces, so its viewers use the machine's own
   address (still loopback traffic in the kernel).
 
@@ -37,7 +38,7 @@ keyframe p50/p95, the client's CPU% and how busy CPU 1 was, and what else ran on
 
     python bench/run_webrtc.py                       # about 5 minutes
     python bench/run_webrtc.py --quick               # about 2 minutes
-    python bench/run_webrtc.py --servers streamhive,janus,janus-threads --janus-ice-lite --steps 100,200
+    python bench/run_webrtc.py --servers streamhive,janus,janus-lite,janus-threads --steps 100,200
 
 Results go to bench/results/webrtc-<date>.json and a Markdown table with the streamhive/Janus
 ratios; :func:`run` returns the report.
@@ -439,13 +440,19 @@ def bench_streamhive(args: argparse.Namespace, work: Path, clip: Path, t_start: 
 
 
 def bench_janus(
-    args: argparse.Namespace, work: Path, clip: Path, t_start: float, name: str, event_loops: int
+    args: argparse.Namespace,
+    work: Path,
+    clip: Path,
+    t_start: float,
+    name: str,
+    event_loops: int,
+    ice_lite: bool,
 ) -> dict[str, Any]:
     lib = janus_lib()
     if shutil.which("janus") is None or lib is None:
         return {"server": name, "skipped": "janus is not installed (apt-get install janus)"}
     http_port, video_port, audio_port = free_port(), free_udp_port(), free_udp_port()
-    cfg = janus_config(work / name, lib, http_port, video_port, audio_port, args.janus_ice_lite, event_loops)
+    cfg = janus_config(work / name, lib, http_port, video_port, audio_port, ice_lite, event_loops)
     server = start_janus(cfg, work / f"{name}.log", http_port)
     base_url = f"http://127.0.0.1:{http_port}"
     publisher = None
@@ -470,7 +477,7 @@ def bench_janus(
         res = {
             "version": janus_version(),
             "ingest": "plain RTP from ffmpeg (streaming plugin, rtp mountpoint)",
-            "ice": f"{'ICE-lite' if args.janus_ice_lite else 'full ICE'}, {loops}",
+            "ice": f"{'ICE-lite' if ice_lite else 'full ICE'}, {loops}",
             "idle_cpu_pct": idle_cpu,
         }
         res.update(series(name, f"{base_url}/janus", server.pid, args, work, t_start, base))
@@ -546,7 +553,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--servers",
         default="streamhive,janus",
-        help="comma-separated: streamhive, janus (event_loops = --janus-event-loops), janus-threads (Janus's "
+        help="comma-separated: streamhive, janus (event_loops = --janus-event-loops), janus-lite (the same, "
+        "ICE-lite), janus-threads (Janus's "
         "default: a thread per viewer)",
     )
     ap.add_argument("--steps", help="comma-separated viewer counts (default 50,100,200,400; quick 50,150)")
@@ -587,7 +595,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="JSON output (default bench/results/webrtc-<date>.json)")
     args = ap.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = set(args.servers) - {"streamhive", "janus", "janus-threads"}
+    unknown = set(args.servers) - {"streamhive", "janus", "janus-lite", "janus-threads"}
     if unknown:
         ap.error(f"unknown servers: {', '.join(sorted(unknown))}")
     args.steps = (
@@ -638,7 +646,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     res = bench_streamhive(args, work, clip, t_start)
                 else:
                     loops = 0 if name == "janus-threads" else args.janus_event_loops
-                    res = bench_janus(args, work, clip, t_start, name, loops)
+                    lite = args.janus_ice_lite or name == "janus-lite"
+                    res = bench_janus(args, work, clip, t_start, name, loops, lite)
                 report["servers"].append(res)
             except (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
                 print(f"[webrtc] {name} failed: {exc}", flush=True)
