@@ -433,6 +433,15 @@ class WhipService:
         if not hub.add_session(session):
             return self._error(503, "too many connections")
         path = request.match_info["path"]
+        published: tuple[Offer, Peer, LocalIce, Answer] | None = None
+        if kind == "whip":
+            # A WHIP offer is checked before the path is taken: a bad one must not end a stream
+            # whose publisher is in its grace period.
+            try:
+                offer, peer, local = self._transport_for(body, session)
+                published = (offer, peer, local, answer_publish(offer, PUBLISH_CODECS, local))
+            except SdpNegotiationError as exc:
+                return self._unusable(kind, path, session, exc)
         try:
             if kind == "whip":
                 stream = await hub.publish(path, session, credentials_of(request))
@@ -450,27 +459,18 @@ class WhipService:
             hub.remove_session(session)
             raise
         try:
-            offer = parse_offer(body, config.max_offer_bytes)
-            peer = Peer(self.transport, session, offer.ice.ufrag, offer.ice.fingerprint)
-            local = LocalIce(
-                peer.ufrag, peer.pwd, self.transport.cert.fingerprint, tuple(self.transport.candidates())
-            )
-            if kind == "whip":
-                answer = answer_publish(offer, PUBLISH_CODECS, local)
+            if published is not None:
+                offer, peer, local, answer = published
                 peer.handler = WhipPublisher(peer, stream, answer.media, self.server)
             else:
+                offer, peer, local = self._transport_for(body, session)
                 answer, fanout = self._play_answer(offer, stream, local)
                 peer.handler = WhepPlayer(peer, stream, answer.media, fanout, self.server)
             peer.start_dtls(answer.dtls_role)
         except (SdpNegotiationError, RtpError) as exc:
-            reason = f"unusable SDP offer: {exc}"
-            log.info("%s %s from %s refused: %s", kind.upper(), path, session.remote, reason)
-            session.close_reason = reason
             if kind == "whip":
                 hub.unpublish(stream, session, grace=0)
-            hub.read_ended(session)
-            hub.remove_session(session)
-            return self._error(400, reason)
+            return self._unusable(kind, path, session, exc)
         resource = peer.resource
         session.kick = peer.close
         self.transport.add(peer)
@@ -494,6 +494,22 @@ class WhipService:
         for link in self._links():
             response.headers.add("Link", link)
         return response
+
+    def _transport_for(self, body: bytes, session: Session) -> tuple[Offer, Peer, LocalIce]:
+        offer = parse_offer(body, self.server.config.webrtc.max_offer_bytes)
+        peer = Peer(self.transport, session, offer.ice.ufrag, offer.ice.fingerprint)
+        local = LocalIce(
+            peer.ufrag, peer.pwd, self.transport.cert.fingerprint, tuple(self.transport.candidates())
+        )
+        return offer, peer, local
+
+    def _unusable(self, kind: str, path: str, session: Session, exc: Exception) -> web.Response:
+        reason = f"unusable SDP offer: {exc}"
+        log.info("%s %s from %s refused: %s", kind.upper(), path, session.remote, reason)
+        session.close_reason = reason
+        self.server.hub.read_ended(session)
+        self.server.hub.remove_session(session)
+        return self._error(400, reason)
 
     async def _ready(self, stream: Stream) -> Stream:
         """The stream for WebRTC playback, once a just-started publisher has sent its video config.

@@ -115,8 +115,8 @@ class RtpMuxer:
         self.channels = channels
         self.mtu = mtu
         self.clock = clock
-        self.payload_types = payload_types or {}
-        self.ssrcs = ssrcs or {}
+        self.payload_types = payload_types if payload_types is not None else {}
+        self.ssrcs = ssrcs if ssrcs is not None else {}
         self.history = history
         self.outs: dict[int, _TrackOut] = {}
         self.origin: tuple[float, int] | None = None  # (wall time, hub pts) of the first frame
