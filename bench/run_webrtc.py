@@ -142,8 +142,8 @@ def free_udp_port() -> int:
 
 
 # -- streamhive -----------------------------------------------------------------------------------
-def streamhive_config(work: Path) -> tuple[Path, int, int, int]:
-    """A config on free loopback ports; returns it and the HTTP, RTSP and ICE ports."""
+def streamhive_config(work: Path) -> tuple[Path, int, int]:
+    """A config on free loopback ports (ICE on UDP only); returns it and the HTTP and RTSP ports."""
     rtmp_port, http_port, rtsp_port, ice_port = free_port(), free_port(), free_port(), free_udp_port()
     config = work / "streamhive.yaml"
     config.write_text(
@@ -152,7 +152,7 @@ def streamhive_config(work: Path) -> tuple[Path, int, int, int]:
         f'rtsp:\n  listen: "127.0.0.1:{rtsp_port}"\n  udp: false\n'
         f'webrtc:\n  listen: "127.0.0.1:{ice_port}"\n  tcp: false\n'
     )
-    return config, http_port, rtsp_port, ice_port
+    return config, http_port, rtsp_port
 
 
 # -- Janus ----------------------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def print_step(name: str, row: dict[str, Any]) -> None:
 def bench_streamhive(args: argparse.Namespace, work: Path, clip: Path, t_start: float) -> dict[str, Any]:
     from streamhive import __version__
 
-    config, http_port, rtsp_port, _ = streamhive_config(work)
+    config, http_port, rtsp_port = streamhive_config(work)
     server = _track(start_server(config, work / "streamhive.log", http_port, rtsp_port))
     if args.nice:  # start_server has no prefix; its threads are started later and inherit this
         os.setpriority(os.PRIO_PROCESS, server.pid, args.nice)
@@ -492,7 +492,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"WebRTC viewers, {report['date']} ({report['mode']}), {report['machine']}",
         f"stream: {report['stream']}",
-        f"viewers: {report['client']}",
+        f"viewers: {report['client']}"
+        + (f"; servers, publisher and viewers at nice {report['nice']}" if report.get("nice") else ""),
         "machine stalls (a 10 ms sleep that overslept): max {max_ms} ms, {over_50ms} over 50 ms, "
         "{over_200ms} over 200 ms".format(
             **report.get("machine_stalls", {"max_ms": "?", "over_50ms": "?", "over_200ms": "?"})
