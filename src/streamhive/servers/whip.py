@@ -27,6 +27,7 @@ from ..formats.rtp.packet import RtpPacket, rtp_header
 from ..formats.rtp.rtcp import Fir, Nack, Pli, Remb, SenderReport, parse_compound, serialize_compound
 from ..hub import Reader, Refused, Session, Stream
 from ..hub.frame import Track
+from ..protocols.webrtc import WebRtcError
 from ..protocols.webrtc.sdp import (
     Answer,
     LocalIce,
@@ -265,23 +266,36 @@ class WhepPlayer:
     # The asyncio.WriteTransport face the hub writes to ------------------------------------------
     def write(self, data: bytes) -> None:
         peer = self.peer
-        pts = self.pt_by_channel
-        rewrite = self.rewrite
+        route, srtp = peer.route, peer.srtp
+        if route is None or srtp is None:
+            return
+        # The hot loop of WebRTC fan-out (once per packet per player): locals only, and one
+        # send for the whole batch (UDP segmentation offload where the kernel has it).
+        protect = srtp.protect
+        pts, rewrite = self.pt_by_channel, self.rewrite
+        out: list[bytes] = []
         pos, end = 0, len(data)
-        while pos + 4 <= end:
-            channel = data[pos + 1]
-            size = (data[pos + 2] << 8) | data[pos + 3]
-            packet = data[pos + 4 : pos + 4 + size]
-            pos += 4 + size
-            if channel & 1:
-                if channel - 1 in pts:
-                    peer.send_rtcp(packet)
-                continue
-            if channel not in pts:
-                continue
-            if channel in rewrite:
-                packet = _with_payload_type(packet, rewrite[channel])
-            peer.send_rtp(packet)
+        try:
+            while pos + 4 <= end:
+                channel = data[pos + 1]
+                start = pos + 4
+                pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+                if channel & 1:
+                    if channel - 1 in pts:
+                        out.append(srtp.protect_rtcp(data[start:pos]))
+                    continue
+                if channel not in pts:
+                    continue
+                packet = data[start:pos]
+                if channel in rewrite:
+                    packet = _with_payload_type(packet, rewrite[channel])
+                out.append(protect(packet))
+        except WebRtcError as exc:  # never let one player's failure reach the stream's fan-out
+            peer.close(f"SRTP failed: {exc}")
+            return
+        if out:
+            route.send_many(out)
+            peer.session.bytes_out += sum(map(len, out))
 
     def writelines(self, parts: list[bytes]) -> None:
         for part in parts:
