@@ -47,10 +47,11 @@ import aiohttp
 from bench.loadclient import (
     cpu_pct_since,
     marker,
-    percentile,
+    percentiles,
     prepare,
     print_and_save,
     ramp_wait,
+    rounded,
     steady_then_end,
 )
 
@@ -420,13 +421,6 @@ class HlsLoadResult:
         total_bytes = sum(v.bytes for v in vs)
         requests = sum(v.playlists + v.segments + v.parts for v in vs)
         startup = [v.startup_s * 1000 for v in vs if v.startup_s is not None]
-
-        def r(x: float | None) -> float | None:
-            return None if x is None else round(x, 1)
-
-        def pct(values: list[float]) -> dict[str, float | None]:
-            return {f"p{q}": r(percentile(values, q)) for q in (50, 95, 99)}
-
         ratios = [v.media_s / v.wall_s for v in receiving if v.wall_s > 0]
         return {
             "url": self.url,
@@ -447,12 +441,12 @@ class HlsLoadResult:
             "bytes": total_bytes,
             "mbit_s_in": round(total_bytes * 8 / self.wall_s / 1e6, 2) if self.wall_s else 0.0,
             "req_s": round(requests / self.wall_s, 1) if self.wall_s else 0.0,
-            "media_wall_ratio": {"min": r(min(ratios, default=None)), "p50": r(percentile(ratios, 50))},
-            "max_gap_s": r(max((v.max_gap_s for v in vs), default=0.0)),
+            "media_wall_ratio": {"min": rounded(min(ratios, default=None)), **percentiles(ratios, 50)},
+            "max_gap_s": rounded(max((v.max_gap_s for v in vs), default=0.0)),
             "viewers_with_gap": sum(1 for v in receiving if v.max_gap_s > GAP_TARGETS * self.target),
-            "startup_ms": pct(startup),
-            "media_fetch_ms": pct(self.timings.media),
-            "playlist_ms": pct(self.timings.playlist),
+            "startup_ms": percentiles(startup, 50, 95, 99),
+            "media_fetch_ms": percentiles(self.timings.media, 50, 95, 99),
+            "playlist_ms": percentiles(self.timings.playlist, 50, 95, 99),
             "errors": dict(errors),
             "client_cpu_pct": round(self.client_cpu_pct, 1),
         }

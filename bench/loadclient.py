@@ -54,6 +54,31 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank]
 
 
+def rounded(v: float | None, digits: int = 1) -> float | None:
+    """Rounded for the summaries, which say None where there were no values."""
+    return None if v is None else round(v, digits)
+
+
+def percentiles(values: list[float], *qs: int) -> dict[str, float | None]:
+    """``{"p50": ..., "p95": ...}`` for the given ``qs``, rounded to 0.1: every client reports its
+    timings this way, so the reports read alike."""
+    return {f"p{q}": rounded(percentile(values, q)) for q in qs}
+
+
+def rate_spread(rates: list[float]) -> dict[str, float | None]:
+    """The per-client rates' low end and middle: who fell behind shows in min and p5."""
+    return {"min": rounded(min(rates, default=None)), **percentiles(rates, 5, 50, 95)}
+
+
+def expected_rate(given: float | None, rates: list[float], who: str) -> tuple[float | None, str]:
+    """The rate a client must reach to count as keeping up, and where it came from: the one given,
+    else the median of ``rates`` (the clients that ended without error), which needs no knowledge
+    of the stream but hides a slowdown that hits every client alike."""
+    if given:
+        return given, "given"
+    return percentile(rates, 50), f"median {who}"
+
+
 @dataclass(slots=True)
 class PlayerStats:
     """What one player saw. Times are seconds (``*_s``) or milliseconds (``*_ms``)."""
@@ -421,9 +446,6 @@ class LoadResult:
         total_bytes = sum(p.bytes for p in ps)
         errors = Counter(p.error for p in ps if p.error is not None)
 
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, 1)
-
         return {
             "url": self.url,
             "clients": self.clients,
@@ -440,18 +462,10 @@ class LoadResult:
             "mbit_s_in": round(total_bytes * 8 / self.wall_s / 1e6, 2) if self.wall_s else 0.0,
             "stalls": sum(p.stalls for p in ps),
             "players_with_stall": sum(1 for p in ps if p.stalls),
-            "max_gap_s": r(max((p.max_gap_s for p in ps), default=0.0)),
-            "connect_ms": {"p50": r(percentile(conn, 50)), "p95": r(percentile(conn, 95))},
-            "first_frame_ms": {
-                "p50": r(percentile(first, 50)),
-                "p95": r(percentile(first, 95)),
-                "p99": r(percentile(first, 99)),
-            },
-            "max_late_ms": {
-                "p50": r(percentile(late, 50)),
-                "p99": r(percentile(late, 99)),
-                "max": r(max(late, default=None)),
-            },
+            "max_gap_s": rounded(max((p.max_gap_s for p in ps), default=0.0)),
+            "connect_ms": percentiles(conn, 50, 95),
+            "first_frame_ms": percentiles(first, 50, 95, 99),
+            "max_late_ms": {**percentiles(late, 50, 99), "max": rounded(max(late, default=None))},
             "errors": dict(errors),
             "client_cpu_pct": round(self.client_cpu_pct, 1),
         }

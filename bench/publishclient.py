@@ -34,10 +34,11 @@ from bench.latency import FPS, Publisher, load_tags, make_clip
 from bench.loadclient import (
     cpu_pct_since,
     marker,
-    percentile,
+    percentiles,
     prepare,
     print_and_save,
     ramp_wait,
+    rounded,
     steady_then_end,
 )
 from streamhive.formats.flv import TAG_VIDEO, FlvTag
@@ -186,9 +187,6 @@ class PublishResult:
         behind = [p.max_behind_s * 1000 for p in publishing]
         total = sum(p.bytes for p in ps)
 
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, 1)
-
         return {
             "url": self.url,
             "publishers": self.publishers,
@@ -200,8 +198,8 @@ class PublishResult:
             "realtime_ratio": round(len(realtime) / self.publishers, 4) if self.publishers else 0.0,
             "bytes": total,
             "mbit_s_out": round(total * 8 / self.wall_s / 1e6, 2) if self.wall_s else 0.0,
-            "publish_start_ms": {"p50": r(percentile(connect, 50)), "p95": r(percentile(connect, 95))},
-            "max_behind_ms": {"p50": r(percentile(behind, 50)), "max": r(max(behind, default=None))},
+            "publish_start_ms": percentiles(connect, 50, 95),
+            "max_behind_ms": {**percentiles(behind, 50), "max": rounded(max(behind, default=None))},
             "waits": sum(p.waits for p in ps),
             "errors": dict(Counter(p.error for p in ps if p.error is not None)),
             "client_cpu_pct": round(self.client_cpu_pct, 1),

@@ -38,11 +38,14 @@ from typing import Any
 from bench.loadclient import (
     connect,
     cpu_pct_since,
+    expected_rate,
     marker,
-    percentile,
+    percentiles,
     prepare,
     print_and_save,
     ramp_wait,
+    rate_spread,
+    rounded,
     steady_then_end,
 )
 from streamhive.formats.sdp import SdpError, parse_sdp
@@ -389,10 +392,8 @@ class RtspLoadResult:
     stats: list[ReaderStats] = field(default_factory=list)
 
     def expected(self) -> tuple[float | None, str]:
-        if self.expected_kbps:
-            return self.expected_kbps, "given"
         rates = [s.window_kbps for s in self.stats if s.window_kbps is not None and s.error is None]
-        return percentile(rates, 50), "median reader"
+        return expected_rate(self.expected_kbps, rates, "reader")
 
     def summary(self) -> dict[str, Any]:
         ss = self.stats
@@ -408,9 +409,6 @@ class RtspLoadResult:
         play = [s.play_s * 1000 for s in ss if s.play_s is not None]
         total = sum(s.bytes for s in ss)
 
-        def r(v: float | None, digits: int = 1) -> float | None:
-            return None if v is None else round(v, digits)
-
         return {
             "url": self.url,
             "readers": self.readers,
@@ -421,7 +419,7 @@ class RtspLoadResult:
             "playing": len(play),
             "receiving": len(receiving),
             "realtime": len(realtime),
-            "expected_kbps": r(expected),
+            "expected_kbps": rounded(expected),
             "expected_from": source,
             "min_pct": self.min_pct,
             "got_min_pct": len(got),
@@ -433,21 +431,12 @@ class RtspLoadResult:
             "mbit_s_in": round(total * 8 / self.wall_s / 1e6, 2) if self.wall_s else 0.0,
             "min_reader_bytes": min((s.bytes for s in ss), default=0),
             "min_reader_packets": min((s.packets for s in ss), default=0),
-            "reader_kbps": {
-                "min": r(min(rates, default=None)),
-                "p5": r(percentile(rates, 5)),
-                "p50": r(percentile(rates, 50)),
-                "p95": r(percentile(rates, 95)),
-            },
-            "play_ms": {"p50": r(percentile(play, 50)), "p95": r(percentile(play, 95))},
-            "first_packet_ms": {
-                "p50": r(percentile(first, 50)),
-                "p95": r(percentile(first, 95)),
-                "p99": r(percentile(first, 99)),
-            },
+            "reader_kbps": rate_spread(rates),
+            "play_ms": percentiles(play, 50, 95),
+            "first_packet_ms": percentiles(first, 50, 95, 99),
             "stalls": sum(s.stalls for s in ss),
             "readers_with_stall": sum(1 for s in ss if s.stalls),
-            "max_gap_s": r(max((s.max_gap_s for s in ss), default=0.0), 2),
+            "max_gap_s": rounded(max((s.max_gap_s for s in ss), default=0.0), 2),
             "errors": dict(Counter(s.error for s in ss if s.error is not None)),
             "client_cpu_pct": round(self.client_cpu_pct, 1),
         }

@@ -70,11 +70,14 @@ from aioice import stun
 
 from bench.loadclient import (
     cpu_pct_since,
+    expected_rate,
     marker,
-    percentile,
+    percentiles,
     prepare,
     print_and_save,
     ramp_wait,
+    rate_spread,
+    rounded,
     steady_then_end,
 )
 from streamhive.protocols.webrtc import WebRtcError
@@ -960,10 +963,8 @@ class WebRtcLoadResult:
     loop_lag: dict[str, float] = field(default_factory=dict)  # LoopLag.result()
 
     def expected(self) -> tuple[float | None, str]:
-        if self.expected_kbps:
-            return self.expected_kbps, "given"
         rates = [s.window_kbps for s in self.stats if s.window_kbps is not None and s.error is None]
-        return percentile(rates, 50), "median viewer"
+        return expected_rate(self.expected_kbps, rates, "viewer")
 
     def summary(self) -> dict[str, Any]:
         ss = self.stats
@@ -982,15 +983,8 @@ class WebRtcLoadResult:
         total = sum(s.bytes for s in ss)
         window_packets = sum(s.window_packets or 0 for s in ss)
 
-        def ms(values: list[float | None]) -> dict[str, float | None]:
-            v = [x * 1000 for x in values if x is not None]
-            return {
-                q: None if (p := percentile(v, n)) is None else round(p, 1)
-                for q, n in (("p50", 50), ("p95", 95))
-            }
-
-        def r(v: float | None, digits: int = 1) -> float | None:
-            return None if v is None else round(v, digits)
+        def ms(seconds: list[float | None]) -> dict[str, float | None]:
+            return percentiles([x * 1000 for x in seconds if x is not None], 50, 95)
 
         return {
             "url": self.url,
@@ -1005,7 +999,7 @@ class WebRtcLoadResult:
             "receiving": len(receiving),
             "keyframe": sum(1 for s in ss if s.first_keyframe_s is not None),
             "realtime": sum(1 for s in ss if s.realtime),
-            "expected_kbps": r(expected),
+            "expected_kbps": rounded(expected),
             "expected_from": source,
             "min_pct": self.min_pct,
             "got_min_pct": len(got),
@@ -1028,12 +1022,7 @@ class WebRtcLoadResult:
             "srtp_errors": sum(s.srtp_errors for s in ss),
             "bytes": total,
             "mbit_s_in": round(total * 8 / self.wall_s / 1e6, 2) if self.wall_s else 0.0,
-            "viewer_kbps": {
-                "min": r(min(rates, default=None)),
-                "p5": r(percentile(rates, 5)),
-                "p50": r(percentile(rates, 50)),
-                "p95": r(percentile(rates, 95)),
-            },
+            "viewer_kbps": rate_spread(rates),
             "signal_ms": ms([s.signal_s for s in ss]),
             "ice_ms": ms([s.ice_s for s in ss]),
             "dtls_ms": ms([s.dtls_s for s in ss]),
@@ -1041,7 +1030,7 @@ class WebRtcLoadResult:
             "first_keyframe_ms": ms([s.first_keyframe_s for s in ss]),
             "freezes": sum(s.freezes for s in ss),
             "viewers_with_freeze": sum(1 for s in ss if s.freezes),
-            "max_gap_s": r(max((s.max_gap_s for s in ss), default=0.0), 2),
+            "max_gap_s": rounded(max((s.max_gap_s for s in ss), default=0.0), 2),
             "errors": dict(Counter(s.error for s in ss if s.error is not None)),
             "hangup_errors": self.hangup_errors,
             "socket_drops": self.socket_drops,
