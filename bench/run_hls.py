@@ -125,6 +125,16 @@ class StallProbe(threading.Thread):
         return {"max_ms": round(self.max_ms, 1), "over_50ms": self.over_50ms, "over_200ms": self.over_200ms}
 
 
+def stalls_line(report: dict[str, Any]) -> str:
+    """The report's line for its StallProbe result, the first thing to read before trusting a table."""
+    return (
+        "machine stalls (a 10 ms sleep that overslept): max {max_ms} ms, {over_50ms} over 50 ms, "
+        "{over_200ms} over 200 ms".format(
+            **report.get("machine_stalls", {"max_ms": "?", "over_50ms": "?", "over_200ms": "?"})
+        )
+    )
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -267,10 +277,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"streamhive HLS, {report['date']} ({report['mode']}), {report['machine']}",
         f"stream: {report['stream']}",
-        "machine stalls (a 10 ms sleep that overslept): max {max_ms} ms, {over_50ms} over 50 ms, "
-        "{over_200ms} over 200 ms".format(
-            **report.get("machine_stalls", {"max_ms": "?", "over_50ms": "?", "over_200ms": "?"})
-        ),
+        stalls_line(report),
         "",
         "| muxing cost (no viewers) | server CPU % | others on CPU 0 % | seconds |",
         "|---|---:|---:|---:|",

@@ -53,12 +53,14 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench.compare import _terminate, _track  # noqa: E402
 from bench.loadclient import raise_fd_limit  # noqa: E402
 from bench.profile import py_spy, top_functions  # noqa: E402
-from bench.run_hls import CpuWindow, StallProbe  # noqa: E402
+from bench.run_hls import CpuWindow, StallProbe, stalls_line  # noqa: E402
 from bench.run_spine import (  # noqa: E402
     api_paths,
     fmt,
     free_port,
+    log_warnings,
     pinned,
+    print_report,
     report_header,
     rss_mib,
     run_marked,
@@ -482,10 +484,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"streamhive RTSP, {report['date']} ({report['mode']}), {report['machine']}",
         f"stream: {report['stream']}",
         f"publisher: {report['publisher']}",
-        "machine stalls (a 10 ms sleep that overslept): max {max_ms} ms, {over_50ms} over 50 ms, "
-        "{over_200ms} over 200 ms".format(
-            **report.get("machine_stalls", {"max_ms": "?", "over_50ms": "?", "over_200ms": "?"})
-        ),
+        stalls_line(report),
     ]
     series = report.get("readers", [])
     if series:
@@ -725,26 +724,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         stop(server)
         probe.running = False
     report["machine_stalls"] = probe.result()
-    warnings = []
-    for log in sorted(work.glob("*.log")):
-        text = log.read_text(errors="replace")
-        warnings += [f"{log.name}: {ln}" for ln in text.splitlines() if " WARNING " in ln or " ERROR " in ln]
-        if "Traceback" in text:
-            warnings.append(f"{log.name}: contains a Traceback")
-    report["server_log_warnings"] = warnings[:50]
+    report["server_log_warnings"] = log_warnings(work)
     out = write_report(report, t_start, args.out, "rtsp")
     report["json"] = str(out)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = run(argv)
-    print()
-    print(markdown(report))
-    if report["server_log_warnings"]:
-        print(f"\nserver logs: {len(report['server_log_warnings'])} warnings/errors, e.g.")
-        print("\n".join(report["server_log_warnings"][:8]))
-    print(f"\nresults: {report['json']} (elapsed {report['elapsed_s']} s; logs in {report['work']})")
+    print_report(run(argv), markdown)
     return 0
 
 

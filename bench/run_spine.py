@@ -183,6 +183,28 @@ def write_report(report: dict[str, Any], t_start: float, out: Path | None, prefi
     return out
 
 
+def log_warnings(work: Path, markers: tuple[str, ...] = (" WARNING ", " ERROR ")) -> list[str]:
+    """The first 50 warning and error lines of the logs in ``work``, and which logs hold a
+    traceback: a step whose numbers look fine can still have had a server failing under it."""
+    warnings = []
+    for log in sorted(work.glob("*.log")):
+        text = log.read_text(errors="replace")
+        warnings += [f"{log.name}: {ln}" for ln in text.splitlines() if any(k in ln for k in markers)]
+        if "Traceback" in text:
+            warnings.append(f"{log.name}: contains a Traceback")
+    return warnings[:50]
+
+
+def print_report(report: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
+    """The end of a run on the terminal: the tables, a few log warnings, where the results are."""
+    print()
+    print(markdown(report))
+    if report["server_log_warnings"]:
+        print(f"\nserver logs: {len(report['server_log_warnings'])} warnings/errors, e.g.")
+        print("\n".join(report["server_log_warnings"][:8]))
+    print(f"\nresults: {report['json']} (elapsed {report['elapsed_s']} s; logs in {report['work']})")
+
+
 def run_step(
     url: str, clients: int, duration: float, ramp: float, server_pid: int, out: Path
 ) -> dict[str, Any]:

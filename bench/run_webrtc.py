@@ -68,12 +68,14 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 from bench.compare import _terminate, _track  # noqa: E402
 from bench.loadclient import raise_fd_limit  # noqa: E402
-from bench.run_hls import StallProbe  # noqa: E402
-from bench.run_rtsp import Window, slope_per_100  # noqa: E402
+from bench.run_hls import StallProbe, stalls_line  # noqa: E402
+from bench.run_rtsp import Window, slope_per_100, window  # noqa: E402
 from bench.run_spine import (  # noqa: E402
     fmt,
     free_port,
+    log_warnings,
     pinned,
+    print_report,
     report_header,
     run_marked,
     start_server,
@@ -404,6 +406,13 @@ def print_step(name: str, row: dict[str, Any]) -> None:
     )
 
 
+def settled_cpu(pid: int, seconds: float) -> float:
+    """The server's CPU % over ``seconds``, from a second after its last change (started, fed) so
+    that the work of the change itself is not counted."""
+    time.sleep(1.0)
+    return window([pid], seconds)["cpu_pct"]
+
+
 def bench_streamhive(args: argparse.Namespace, work: Path, clip: Path, t_start: float) -> dict[str, Any]:
     from streamhive import __version__
 
@@ -413,17 +422,11 @@ def bench_streamhive(args: argparse.Namespace, work: Path, clip: Path, t_start: 
         os.setpriority(os.PRIO_PROCESS, server.pid, args.nice)
     publisher = None
     try:
-        time.sleep(1.0)
-        idle = Window([server.pid])
-        time.sleep(args.baseline_seconds)
-        idle_cpu = idle.read()["cpu_pct"]
+        idle_cpu = settled_cpu(server.pid, args.baseline_seconds)
         publisher = feed(clip, ["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp",
                                 f"rtsp://127.0.0.1:{rtsp_port}/{STREAM}"])  # fmt: skip
         wait_for_stream(f"http://127.0.0.1:{http_port}", STREAM, timeout=30)
-        time.sleep(1.0)
-        published = Window([server.pid])
-        time.sleep(args.baseline_seconds)
-        base = published.read()["cpu_pct"]
+        base = settled_cpu(server.pid, args.baseline_seconds)
         print(f"[webrtc] streamhive: idle {idle_cpu}%, published with no viewer {base}%", flush=True)
         res = {
             "version": f"{__version__} (Python {sys.version.split()[0]})",
@@ -457,10 +460,7 @@ def bench_janus(
     base_url = f"http://127.0.0.1:{http_port}"
     publisher = None
     try:
-        time.sleep(1.0)
-        idle = Window([server.pid])
-        time.sleep(args.baseline_seconds)
-        idle_cpu = idle.read()["cpu_pct"]
+        idle_cpu = settled_cpu(server.pid, args.baseline_seconds)
         publisher = feed(clip, [
             "-map", "0:v", "-c", "copy", "-f", "rtp", "-payload_type", "96",
             f"rtp://127.0.0.1:{video_port}?pkt_size={RTP_PACKET}",
@@ -468,10 +468,7 @@ def bench_janus(
             f"rtp://127.0.0.1:{audio_port}?pkt_size={RTP_PACKET}",
         ])  # fmt: skip
         wait_janus_media(base_url)
-        time.sleep(1.0)
-        published = Window([server.pid])
-        time.sleep(args.baseline_seconds)
-        base = published.read()["cpu_pct"]
+        base = settled_cpu(server.pid, args.baseline_seconds)
         print(f"[webrtc] {name}: idle {idle_cpu}%, published with no viewer {base}%", flush=True)
         loops = f"event_loops = {event_loops}" if event_loops else "a thread per viewer (event_loops = 0)"
         res = {
@@ -494,10 +491,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"stream: {report['stream']}",
         f"viewers: {report['client']}"
         + (f"; servers, publisher and viewers at nice {report['nice']}" if report.get("nice") else ""),
-        "machine stalls (a 10 ms sleep that overslept): max {max_ms} ms, {over_50ms} over 50 ms, "
-        "{over_200ms} over 200 ms".format(
-            **report.get("machine_stalls", {"max_ms": "?", "over_50ms": "?", "over_200ms": "?"})
-        ),
+        stalls_line(report),
         "",
         "| server | viewers | kept up | server CPU % | viewers/core | CPU %/100 viewers | packets/s | "
         "viewer kbit/s p5 / p50 | loss % (client drops) | first packet p50 / p95 ms | first keyframe p50 / p95 ms "
@@ -656,30 +650,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         probe.running = False
     report["machine_stalls"] = probe.result()
-    warnings = []
-    for log in sorted(work.glob("*.log")):
-        text = log.read_text(errors="replace")
-        warnings += [
-            f"{log.name}: {ln}"
-            for ln in text.splitlines()
-            if any(k in ln for k in (" WARNING ", " ERROR ", "[ERR]"))
-        ]
-        if "Traceback" in text:
-            warnings.append(f"{log.name}: contains a Traceback")
-    report["server_log_warnings"] = warnings[:50]
+    report["server_log_warnings"] = log_warnings(work, (" WARNING ", " ERROR ", "[ERR]"))
     out = write_report(report, t_start, args.out, "webrtc")
     report["json"] = str(out)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = run(argv)
-    print()
-    print(markdown(report))
-    if report["server_log_warnings"]:
-        print(f"\nserver logs: {len(report['server_log_warnings'])} warnings/errors, e.g.")
-        print("\n".join(report["server_log_warnings"][:8]))
-    print(f"\nresults: {report['json']} (elapsed {report['elapsed_s']} s; logs in {report['work']})")
+    print_report(run(argv), markdown)
     return 0
 
 
