@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningServer, needs_ffmpeg, publishing
+from tests.interop.chromium import BASE_FLAGS, CHROMIUM, headless_chromium
 
 pytestmark = [pytest.mark.interop, needs_ffmpeg]
 
@@ -19,8 +18,7 @@ WEB = Path(__file__).parents[1] / "web" / "node_modules"
 HLS_JS = WEB / "hls.js" / "dist" / "hls.min.js"
 DASH_JS = WEB / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js"
 MPEGTS_JS = WEB / "mpegts.js" / "dist" / "mpegts.js"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+pytest.importorskip("playwright.async_api")
 
 if os.environ.get("CI") and (CHROMIUM is None or not HLS_JS.exists()):
     raise RuntimeError("CI must have Chromium and tests/web/node_modules: run scripts/test.sh")
@@ -28,16 +26,7 @@ pytestmark.append(
     pytest.mark.skipif(CHROMIUM is None or not HLS_JS.exists(), reason="Chromium/players missing")
 )
 
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-]
+FLAGS = [*BASE_FLAGS, "--disable-quic"]
 
 HLS_START = """
 (url) => {
@@ -80,15 +69,8 @@ MPEGTS_START = """
 
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
-    with tempfile.TemporaryDirectory() as profile:
-        async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=FLAGS
-            )
-            try:
-                yield context
-            finally:
-                await context.close()
+    async with headless_chromium(FLAGS) as context:
+        yield context
 
 
 async def watch(context: object, script: Path, start: str, url: str, seconds: float) -> dict[str, object]:

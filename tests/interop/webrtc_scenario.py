@@ -23,17 +23,14 @@ import asyncio
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, Page
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -43,21 +40,16 @@ from tests.conftest import (  # noqa: E402
     start_server,
     stop_server,
 )
+from tests.interop.chromium import BASE_FLAGS, headless_chromium  # noqa: E402
+from tests.interop.chromium import CHROMIUM as CHROMIUM  # noqa: E402  (test_webrtc_browser's)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *BASE_FLAGS,
     # The fake camera (a moving pattern with a frame counter) and microphone (beeps), no prompt.
     "--use-fake-device-for-media-stream=fps=30",
     "--use-fake-ui-for-media-stream",
     # Without it Chromium gathers no loopback candidates, and the network namespaces have only lo.
     "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
 ]
 
 #: Installed in each page: window.publish(url, mime), window.play(url), window.summary().
@@ -141,18 +133,9 @@ CLIENT_JS = """
 """
 
 
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[BrowserContext]:
-    """Headless Chromium with a fresh profile, torn down with it."""
-    with tempfile.TemporaryDirectory() as profile:
-        async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=FLAGS
-            )
-            try:
-                yield context
-            finally:
-                await context.close()
+def chromium() -> contextlib.AbstractAsyncContextManager[BrowserContext]:
+    """Headless Chromium with the fake camera and microphone."""
+    return headless_chromium(FLAGS)
 
 
 async def client_page(context: BrowserContext, server: RunningServer, console: list[str]) -> Page:
