@@ -13,7 +13,6 @@ from streamhive.formats.sdp import parse_sdp
 from streamhive.hub.frame import Track
 from streamhive.protocols.webrtc.sdp import (
     Answer,
-    LocalIce,
     Offer,
     SdpNegotiationError,
     SendTrack,
@@ -22,13 +21,11 @@ from streamhive.protocols.webrtc.sdp import (
     parse_offer,
 )
 from tests.fuzz.test_codecs_fuzz import mutated
-from tests.unit.webrtc_sdp_fixtures import ALL
+from tests.unit.webrtc_sdp_fixtures import ALL, local_ice
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIXTURES = sorted(ALL.values())
-LOCAL = LocalIce(
-    "srvU", "serverpassword0123456789", "sha-256 " + ":".join(["4F"] * 32), (("::1", 8189, "udp"),)
-)
+LOCAL = local_ice(("::1", 8189, "udp"))
 ACCEPT = {"video": ["h264", "h265", "vp8", "vp9", "av1"], "audio": ["opus", "pcmu", "pcma"]}
 SEND = [
     SendTrack(

@@ -29,20 +29,16 @@ from tests.unit.webrtc_sdp_fixtures import (
     CHROME_WHIP_SIMULCAST,
     CHROMIUM_WHEP,
     FFMPEG_WHIP,
+    FINGERPRINT,
     FIREFOX_WHEP,
     FIREFOX_WHIP,
     OBS_WHIP,
     SAFARI_WHEP,
     crlf,
+    local_ice,
 )
 
-FINGERPRINT = "sha-256 " + ":".join(["4F"] * 32)
-LOCAL = LocalIce(
-    "srvU",
-    "serverpassword0123456789",
-    FINGERPRINT,
-    (("192.0.2.10", 8189, "tcp"), ("192.0.2.10", 8189, "udp")),
-)
+LOCAL = local_ice(("192.0.2.10", 8189, "tcp"), ("192.0.2.10", 8189, "udp"))
 ACCEPT = {"video": ["h264"], "audio": ["opus", "pcmu", "pcma"]}
 
 

@@ -8,6 +8,16 @@ tests themselves.
 
 from __future__ import annotations
 
+from streamhive.protocols.webrtc.sdp import LocalIce
+
+FINGERPRINT = "sha-256 " + ":".join(["4F"] * 32)
+
+
+def local_ice(*candidates: tuple[str, int, str]) -> LocalIce:
+    """The server's side of the tests' negotiations: fixed credentials (which the answers' expected
+    lines spell out) and fingerprint, with ``candidates``."""
+    return LocalIce("srvU", "serverpassword0123456789", FINGERPRINT, candidates)
+
 
 def crlf(text: str) -> str:
     return text.replace("\n", "\r\n")
