@@ -46,6 +46,19 @@ needs_gst = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _normal_scheduling(request: pytest.FixtureRequest) -> None:
+    """Keep the test process (and the servers and clients it starts) out of real-time scheduling.
+
+    On the development machine the pytest process was found at SCHED_FIFO 99 midway through a
+    run (cause not found; Chromium running as root uses real-time threads), and every server it
+    started inherited it: one spinning process at that priority starves the whole machine.
+    """
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        print(f"\n[conftest] test process was in real-time scheduling before {request.node.nodeid}; reset")
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
