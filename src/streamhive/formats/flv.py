@@ -11,8 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from streamhive.codecs import CodecError, aac, h264, h265
-from streamhive.codecs.bits import BitReader
+from streamhive.codecs import CodecError, aac, av1, h264, h265
 from streamhive.formats import amf0
 from streamhive.hub.frame import Frame, Track
 
@@ -446,9 +445,10 @@ def track_from_video_config(pkt: VideoPacket) -> Track:
                 size = h265.parse_sps(hevc.sps[0])
                 track.width, track.height = size.width, size.height
         elif pkt.codec == "av1":
-            dims = _av1_dimensions(pkt.data)
-            if dims is not None:
-                track.width, track.height = dims
+            obu = av1.av1c_sequence_header(pkt.data)
+            if obu is not None:
+                sequence = av1.parse_sequence_header(obu.payload)
+                track.width, track.height = sequence.width, sequence.height
     except CodecError as exc:
         raise FlvError(f"bad {pkt.codec} sequence header: {exc}") from exc
     return track
@@ -522,73 +522,3 @@ def frame_from_audio(pkt: AudioPacket, track_index: int, timestamp_ms: int) -> F
         raise FlvError(f"expected an audio frame, got a {pkt.kind} packet")
     ts = timestamp_ms * 90
     return Frame(track_index, ts, ts, True, (pkt.data,))
-
-
-# --- AV1 ------------------------------------------------------------------------------------
-
-_OBU_SEQUENCE_HEADER = 1
-
-
-def _leb128(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for i in range(8):
-        if pos >= len(data):
-            raise CodecError("truncated leb128")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos
-    raise CodecError("leb128 longer than 8 bytes")
-
-
-def _av1_dimensions(av1c: bytes) -> tuple[int, int] | None:
-    """Max frame size from the sequence header OBU in av1C's configOBUs, if there is one."""
-    if len(av1c) < 4 or av1c[0] != 0x81:
-        raise CodecError("not an AV1CodecConfigurationRecord (version 1)")
-    pos = 4
-    while pos < len(av1c):
-        header = av1c[pos]
-        obu_type = (header >> 3) & 0x0F
-        pos += 2 if header & 0x04 else 1
-        if header & 0x02:
-            size, pos = _leb128(av1c, pos)
-        else:
-            size = len(av1c) - pos
-        if pos + size > len(av1c):
-            raise CodecError("AV1 OBU overruns av1C")
-        if obu_type == _OBU_SEQUENCE_HEADER:
-            return _av1_sequence_size(av1c[pos : pos + size])
-        pos += size
-    return None
-
-
-def _av1_sequence_size(obu: bytes) -> tuple[int, int]:
-    """Walk an AV1 sequence_header_obu (AV1 spec 5.5) up to max_frame_width/height."""
-    r = BitReader(obu)
-    r.skip(4)  # seq_profile, still_picture
-    if r.flag():  # reduced_still_picture_header
-        r.skip(5)  # seq_level_idx[0]
-    else:
-        decoder_model_info = False
-        buffer_delay_bits = 0
-        if r.flag():  # timing_info_present_flag
-            r.skip(64)  # num_units_in_display_tick, time_scale
-            if r.flag():  # equal_picture_interval
-                r.ue()  # num_ticks_per_picture_minus_1, uvlc() has the same layout
-            decoder_model_info = r.flag()
-            if decoder_model_info:
-                buffer_delay_bits = r.u(5) + 1
-                r.skip(32 + 5 + 5)  # num_units_in_decoding_tick, two length fields
-        initial_display_delay = r.flag()
-        for _ in range(r.u(5) + 1):  # operating points
-            r.skip(12)  # operating_point_idc
-            if r.u(5) > 7:  # seq_level_idx
-                r.skip(1)  # seq_tier
-            if decoder_model_info and r.flag():
-                r.skip(2 * buffer_delay_bits + 1)
-            if initial_display_delay and r.flag():
-                r.skip(4)
-    width_bits = r.u(4) + 1
-    height_bits = r.u(4) + 1
-    return r.u(width_bits) + 1, r.u(height_bits) + 1
