@@ -58,6 +58,7 @@ class AudioView:
         self.stream.on_idle = self.linger
         self.transcoder: AsyncAudioTranscoder | None = None
         self._audio_index = -1
+        self._source_audio: Track | None = None  # the source track the transcoder was made for
         self._linger: asyncio.TimerHandle | None = None
         self._tracks_from_source()
         source.add_sink(self)
@@ -67,22 +68,46 @@ class AudioView:
         return self.source.tracks[self._audio_index].codec if self._audio_index >= 0 else "-"
 
     def _tracks_from_source(self) -> None:
-        """Mirror the source's tracks, the audio one replaced by the transcoder's output."""
-        if self.transcoder is not None:
+        """Mirror the source's tracks, the audio one replaced by the transcoder's output.
+
+        The transcoder is rebuilt only when the source's audio changed: a new video SPS must not
+        cut the audio and resend its sequence header.
+        """
+        audio = next(
+            (
+                (index, track)
+                for index, track in enumerate(self.source.tracks)
+                if track.kind == "audio" and track.codec != self.target
+            ),
+            None,
+        )
+        if self.transcoder is not None and (audio is None or not self._same_audio(*audio)):
             self.transcoder.close()
             self.transcoder = None
         self._audio_index = -1
-        for index, track in enumerate(self.source.tracks):
-            if track.kind == "audio" and track.codec != self.target:
-                self._audio_index = index
+        if audio is not None:
+            self._audio_index, source_audio = audio
+            if self.transcoder is None:
+                self._source_audio = source_audio
                 self.transcoder = self._transcoder_class(
-                    track,
+                    source_audio,
                     self.target,  # type: ignore[arg-type]
                     self._transcoded,
-                    track_index=index,
+                    track_index=self._audio_index,
                 )
+        for index, track in enumerate(self.source.tracks):
+            if index == self._audio_index and self.transcoder is not None:
                 track = self.transcoder.track
             self._set_track(index, track)
+
+    def _same_audio(self, index: int, track: Track) -> bool:
+        old = self._source_audio
+        return (
+            index == self._audio_index
+            and old is not None
+            and (old.codec, old.config, old.sample_rate, old.channels)
+            == (track.codec, track.config, track.sample_rate, track.channels)
+        )
 
     def _set_track(self, index: int, track: Track) -> None:
         tracks = self.stream.tracks
