@@ -99,7 +99,7 @@ class WhipPublisher:
         self.next_report = 0.0
         self.last_keyframe_request = -KEYFRAME_INTERVAL
         self.keyframe_wanted = False
-        self.lost_seen = 0
+        self.lost_seen: dict[int, int] = {}  # video media index -> losses its reorderer declared
         peer.session.request_keyframe = self.request_keyframe
 
     def connected(self) -> None:
@@ -128,8 +128,8 @@ class WhipPublisher:
         if media in self.video:
             receiver = self.ingest.receivers[media]
             lost = receiver.reorderer.lost if receiver.reorderer is not None else 0
-            if lost != self.lost_seen:  # NACK could not save it: the picture needs a new keyframe
-                self.lost_seen = lost
+            if lost != self.lost_seen.get(media, 0):  # NACK could not save it: ask for a keyframe
+                self.lost_seen[media] = lost
                 self.request_keyframe()
 
     def _repaired(self, packet: bytes, media: int, pt: int) -> tuple[int, bytes] | None:
