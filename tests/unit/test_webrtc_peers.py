@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from types import SimpleNamespace
 
 from aioice import stun
 
 from streamhive.config import Config, WebRtcConfig
-from streamhive.formats.rtp.rtcp import Nack, serialize_compound
+from streamhive.formats.rtp import SdpFormat
+from streamhive.formats.rtp.rtcp import Nack, Pli, parse_compound, serialize_compound
 from streamhive.hub import Session
 from streamhive.protocols.webrtc.ice import MAX_ADDRESSES
+from streamhive.protocols.webrtc.sdp import NegotiatedMedia
 from streamhive.servers.webrtc import Peer, TcpRoute, UdpRoute, WebRtcService
-from streamhive.servers.whip import Fanout, WhepPlayer
+from streamhive.servers.whip import Fanout, WhepPlayer, WhipPublisher
 
 FINGERPRINT = "sha-256 " + ":".join(["AB"] * 32)
 
@@ -162,3 +165,33 @@ async def test_a_fanout_lives_while_it_has_players() -> None:
     assert server.whip.fanouts == {stream: fanout}
     second.close("left")
     assert server.whip.fanouts == {}
+
+
+def test_keyframe_requests_repeat_until_a_keyframe_arrives() -> None:
+    """Browsers send keyframes only when asked: one lost PLI must not leave players dark."""
+    sent: list[bytes] = []
+    peer = SimpleNamespace(
+        session=Session("webrtc", "192.0.2.9:40000"),
+        service=SimpleNamespace(counters=Counter()),
+        send_rtcp=sent.append,
+    )
+    stream = SimpleNamespace(keyframes_in=0, set_track=lambda track: 0, path="cam")
+    vp8 = SdpFormat("VP8", 90000)
+    media = NegotiatedMedia("0", "video", 0, 96, vp8, "vp8", [], [], {}, {"nack pli"}, "recvonly")
+    server = SimpleNamespace(config=Config())
+    publisher = WhipPublisher(peer, stream, [media], server)  # type: ignore[arg-type]
+    publisher.ssrcs[0] = 1234
+
+    def plis_after(now: float) -> int:
+        sent.clear()
+        publisher.tick(now)
+        return sum(isinstance(p, Pli) for data in sent for p in parse_compound(data))
+
+    publisher.request_keyframe()
+    assert plis_after(10.0) == 1
+    assert plis_after(10.1) == 0  # paced
+    assert plis_after(10.6) == 1  # the first one was lost: asked again
+    stream.keyframes_in = 1
+    assert plis_after(11.2) == 0
+    publisher.request_keyframe()
+    assert plis_after(11.8) == 1

@@ -220,6 +220,7 @@ class Stream:
         self.publisher: Session | None = None
         self.bytes_in = 0
         self.frames_in = 0
+        self.keyframes_in = 0  # lets a publisher that was asked for one see it arrive
         self.dropped = 0
         self._groups: dict[tuple[str, str], _Group] = {}
         self._sinks: set[FrameSink] = set()
@@ -329,6 +330,8 @@ class Stream:
             self._check_bitrate()
         keyframe = frame.keyframe and self._is_key_track(frame)
         starts_gop = keyframe
+        if keyframe:
+            self.keyframes_in += 1
         config = self.config
         if config.gop_cache:
             if starts_gop:

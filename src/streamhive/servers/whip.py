@@ -99,6 +99,7 @@ class WhipPublisher:
         self.next_report = 0.0
         self.last_keyframe_request = -KEYFRAME_INTERVAL
         self.keyframe_wanted = False
+        self.keyframes_seen = 0  # the stream's keyframe count when we last asked for one
         self.lost_seen: dict[int, int] = {}  # video media index -> losses its reorderer declared
         peer.session.request_keyframe = self.request_keyframe
 
@@ -158,7 +159,9 @@ class WhipPublisher:
                     self.ingest.sender_report(media, item, now)
 
     def request_keyframe(self) -> None:
-        self.keyframe_wanted = True
+        if not self.keyframe_wanted:
+            self.keyframe_wanted = True
+            self.keyframes_seen = self.stream.keyframes_in
 
     def tick(self, now: float) -> None:
         feedback: list[object] = []
@@ -169,10 +172,13 @@ class WhipPublisher:
             if lost and ssrc is not None:
                 feedback.append(Nack(FEEDBACK_SSRC, ssrc, lost))
                 counters["nacked_to_publishers"] += len(lost)
+        if self.keyframe_wanted and self.stream.keyframes_in != self.keyframes_seen:
+            self.keyframe_wanted = False
+        # The request is repeated until a keyframe arrives: a lost PLI would otherwise leave
+        # waiting players dark until the next loss (browsers send keyframes only when asked).
         if self.keyframe_wanted and now - self.last_keyframe_request >= KEYFRAME_INTERVAL:
             plis = [Pli(FEEDBACK_SSRC, self.ssrcs[m]) for m in self.video if m in self.ssrcs]
             if plis:  # else wait for the video SSRC to be known
-                self.keyframe_wanted = False
                 self.last_keyframe_request = now
                 counters["keyframe_requests_to_publishers"] += len(plis)
                 feedback += plis
