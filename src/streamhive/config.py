@@ -329,6 +329,62 @@ class AuthConfig(_Model):
     block_seconds: float = Field(60.0, gt=0, description="How long a blocked address is refused.")
 
 
+class RoomsConfig(_Model):
+    """Multi-party WebRTC rooms (the SFU): signaling at ``/rooms/{room}/ws``, media on ``webrtc.listen``."""
+
+    enabled: bool = Field(True, description="Serve rooms (needs webrtc.enabled).")
+    auth: Literal["open", "jwt"] = Field(
+        "open",
+        description="open: anyone may join any room (a token, if sent, still applies its grants); jwt: a room token is required.",
+    )
+    jwt: JwtConfig | None = Field(
+        None,
+        description="Keys for room tokens (HS256 secret or RS256/ES256 public key); required by auth jwt.",
+    )
+    max_rooms: int = Field(1000, ge=1, description="Most rooms at once.")
+    max_participants: int = Field(50, ge=1, description="Most participants in one room.")
+    max_publishers: int = Field(50, ge=1, description="Most participants publishing media in one room.")
+    max_tracks: int = Field(8, ge=1, le=32, description="Most tracks one participant may publish.")
+    last_n: int = Field(
+        0,
+        ge=0,
+        description="Forward video of only the N most recent speakers to each subscriber; 0: everyone.",
+    )
+    join_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a new WebSocket has to send its join (and a peer to connect) before it is closed.",
+    )
+    max_message_bytes: int = Field(65536, ge=1024, description="Largest signaling message accepted.")
+    max_messages_per_second: float = Field(
+        50.0, gt=0, description="Signaling messages one participant may send per second (burst: twice that)."
+    )
+    max_data_bytes: int = Field(
+        16384, ge=16, description="Largest chat/app message relayed between participants."
+    )
+    speaker_interval: float = Field(
+        0.3,
+        ge=0.05,
+        le=5,
+        description="Seconds between active-speaker decisions (audio-level header extension).",
+    )
+    empty_timeout: float = Field(
+        30.0, ge=0, description="Seconds an empty room is kept (its id and settings) before it is closed."
+    )
+    bridge: bool = Field(
+        True,
+        description="Publish each participant's camera+microphone as hub path rooms/{room}/{identity} (and screen as .../screen), for HLS/RTMP/WHEP and recording.",
+    )
+
+    @model_validator(mode="after")
+    def _jwt(self) -> RoomsConfig:
+        if self.auth == "jwt" and self.jwt is None:
+            raise ValueError("rooms.auth jwt needs rooms.jwt (a secret or public_key)")
+        if self.jwt is not None and self.jwt.jwks_url is not None:
+            raise ValueError("rooms.jwt takes a secret or a public_key (JWKS is not supported for rooms)")
+        return self
+
+
 class PathConfig(_Model):
     """Per-path behaviour. Every key has a default; `paths:` entries override `path_defaults:`."""
 
@@ -469,6 +525,7 @@ class Config(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     rtsp: RtspConfig = Field(default_factory=RtspConfig)  # type: ignore[arg-type]
     webrtc: WebRtcConfig = Field(default_factory=WebRtcConfig)  # type: ignore[arg-type]
+    rooms: RoomsConfig = Field(default_factory=RoomsConfig)  # type: ignore[arg-type]
     srt: ReservedListener = Field(default_factory=lambda: ReservedListener(listen=":8890"))
     path_defaults: PathConfig = Field(default_factory=PathConfig)  # type: ignore[arg-type]
     paths: dict[PathKey, PathOverrides | None] = Field(  # type: ignore[valid-type]
@@ -656,6 +713,8 @@ def reference_markdown() -> str:
     section("http.https", HttpsConfig, "http.https.")
     section("webrtc", WebRtcConfig, "webrtc.")
     section("webrtc.ice_servers (each entry)", IceServerConfig, "webrtc.ice_servers[].")
+    section("rooms", RoomsConfig, "rooms.")
+    section("rooms.jwt", JwtConfig, "rooms.jwt.")
     lines.extend(
         [
             "## `srt`",

@@ -580,3 +580,23 @@ async def test_aiortc_plays_video_only() -> None:
         ("audio", "inactive", "audio/opus"),
         ("video", "recvonly", "video/H264"),
     ]
+
+
+def test_room_publish_takes_every_simulcast_layer() -> None:
+    answer = answer_publish(parse_offer(CHROME_WHIP_SIMULCAST), ACCEPT, LOCAL, simulcast=True)
+    (video,) = answer.media
+    assert video.rids == ["h", "m", "l"]
+    v = section(answer, "0")
+    assert {"a=rid:h recv", "a=rid:m recv", "a=rid:l recv", "a=simulcast:recv h;m;l"} <= set(v)
+
+
+def test_room_subscribe_sends_each_track_on_the_mid_the_client_chose() -> None:
+    video = SendTrack("video", ("h264",), 0x1111, H264_HIGH, "alice", "camera", mid="0")
+    audio = SendTrack("audio", ("opus",), 0x2222, OPUS_STEREO, "alice", "microphone", mid="1")
+    answer = answer_play(parse_offer(CHROME_WHEP), [audio, video], LOCAL, extensions=False)
+    assert sorted((m.mid, m.ssrcs[0]) for m in answer.media) == [("0", 0x1111), ("1", 0x2222)]
+    assert all(m.extmap == {} for m in answer.media)
+    assert not any(line.startswith("a=extmap") for line in lines(answer))
+    elsewhere = SendTrack("video", ("h264",), 0x1111, H264_HIGH, "alice", "camera", mid="7")
+    with pytest.raises(SdpNegotiationError):
+        answer_play(parse_offer(CHROME_WHEP), [elsewhere], LOCAL)

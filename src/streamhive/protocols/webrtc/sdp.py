@@ -175,6 +175,8 @@ class SendTrack:
     track: Track
     stream_id: str = "streamhive"
     track_id: str = ""
+    #: Rooms: the client named the section (its transceiver) that receives this track.
+    mid: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.ssrc <= 0xFFFFFFFF:
@@ -590,13 +592,15 @@ def _fmtp_value(fmt: SdpFormat, key: str) -> str | None:
     return next((v.strip() for k, v in fmt.fmtp.items() if k.strip().lower() == key), None)
 
 
-def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: LocalIce) -> Answer:
+def answer_publish(
+    offer: Offer, accept: Mapping[str, Sequence[str]], local: LocalIce, simulcast: bool = False
+) -> Answer:
     """Answer a WHIP offer: receive each sending section with one codec from ``accept``.
 
     ``accept`` maps a kind to the hub codec names we take, preferred first. Of a simulcast
-    offer we take only the first stream of the client's ``a=simulcast`` line (its preferred,
-    normally its highest layer) and answer ``a=simulcast:recv`` with just that rid, so the
-    client stops sending the others.
+    offer WHIP takes only the first stream of the client's ``a=simulcast`` line (its preferred,
+    normally its highest layer) and answers ``a=simulcast:recv`` with just that rid, so the
+    client stops sending the others; rooms (``simulcast=True``) take every layer.
     """
     negotiated: list[NegotiatedMedia] = []
     rejected: list[Rejection] = []
@@ -631,7 +635,7 @@ def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: Loc
                 fmt=media.formats[pt],
                 codec=codec,
                 ssrcs=list(media.ssrcs),
-                rids=media.rids[:1],
+                rids=list(media.rids) if simulcast else media.rids[:1],
                 extmap=_accepted_extensions(media),
                 feedback=media.feedback[pt] & set(FEEDBACK),
                 direction="recvonly",
@@ -645,7 +649,11 @@ def answer_publish(offer: Offer, accept: Mapping[str, Sequence[str]], local: Loc
 
 
 def answer_play(
-    offer: Offer, send: Sequence[SendTrack], local: LocalIce, cname: str = "streamhive"
+    offer: Offer,
+    send: Sequence[SendTrack],
+    local: LocalIce,
+    cname: str = "streamhive",
+    extensions: bool = True,
 ) -> Answer:
     """Answer a WHEP offer: send each track on a receiving section of its kind, in m-line order.
 
@@ -655,6 +663,9 @@ def answer_play(
     containing it (some hardware decoders are set up for the profile the SDP names), else the
     closest lesser one (software decoders take any). Tracks no section can carry are in ``unsent``
     (an AAC track to a browser: offer ``"opus"`` in its codecs when a transcoder can make it).
+    A track with a ``mid`` goes only to that section (rooms: the client chose the transceiver).
+    ``extensions=False`` answers no RTP header extensions: a room forwards packets with theirs
+    stripped, so the client demultiplexes by the SSRCs we announce.
     """
     if not _TOKEN.fullmatch(cname):
         raise ValueError(f"CNAME {cname!r} must be 1-64 token characters")
@@ -669,6 +680,8 @@ def answer_play(
 
         for media in offer.media:
             if media.index in senders or media.problem or media.kind != item.kind:
+                continue
+            if item.mid is not None and media.mid != item.mid:
                 continue
             if media.direction not in ("recvonly", "sendrecv"):
                 continue
@@ -691,7 +704,7 @@ def answer_play(
                     codec=codec,
                     ssrcs=[item.ssrc],
                     rids=[],
-                    extmap=_accepted_extensions(media),
+                    extmap=_accepted_extensions(media) if extensions else {},
                     feedback=media.feedback[pt] & set(FEEDBACK),
                     direction="sendonly",
                     source=source,
@@ -793,9 +806,9 @@ def _answer(
             formats.append(str(rtx))
             attributes += [("rtpmap", f"{rtx} rtx/{fmt.clock_rate}"), ("fmtp", f"{rtx} apt={pt}")]
         if chosen is not None and chosen.rids:
-            attributes.append(("rid", f"{chosen.rids[0]} recv"))
+            attributes += [("rid", f"{rid} recv") for rid in chosen.rids]
             if media.simulcast:
-                attributes.append(("simulcast", f"recv {chosen.rids[0]}"))
+                attributes.append(("simulcast", "recv " + ";".join(chosen.rids)))
         if sender is not None:  # lets the client demux by SSRC when packets carry no mid
             attributes += [
                 ("ssrc", f"{sender.ssrc} cname:{cname}"),
