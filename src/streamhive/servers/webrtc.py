@@ -22,6 +22,7 @@ import secrets
 import socket
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import ifaddr
@@ -170,6 +171,8 @@ class Peer:
         #: The UDP addresses the service routes to this peer: its valid ones (ICE keeps 32 at most).
         self.udp_addrs: set[tuple[str, int]] = set()
         self.handler: Handler | None = None
+        #: Where DTLS application data (SCTP, for data channels) goes; None drops it.
+        self.on_app_data: Callable[[bytes], None] | None = None
         self.created = service.now()
         self.secure_at: float | None = None
         self.closed = False
@@ -222,6 +225,9 @@ class Peer:
             return
         for datagram in out:
             route.send(datagram)
+        if self.dtls.app_data and self.on_app_data is not None:
+            for data in self.dtls.app_data:
+                self.on_app_data(data)
         if self.dtls.connected and self.srtp is None:
             self.srtp = SrtpContext(self.dtls.srtp_keys)
             self.secure_at = now
@@ -265,6 +271,17 @@ class Peer:
         data = srtp.protect(packet)
         self.session.bytes_out += len(data)
         route.send(data)
+
+    def send_app_data(self, data: bytes) -> None:
+        """Send DTLS application data (an SCTP packet); dropped before DTLS connects."""
+        route = self.route
+        if route is None or not self.dtls.connected or self.closed:
+            return
+        try:
+            for datagram in self.dtls.send(data, self.service.now()):
+                route.send(datagram)
+        except WebRtcError as exc:
+            self.close(f"DTLS failed: {exc}")
 
     def send_rtcp(self, packet: bytes) -> None:
         route, srtp = self.route, self.srtp
