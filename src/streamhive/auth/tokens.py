@@ -6,6 +6,9 @@ families are never mixed, so a token "signed" with HS256 using the public key as
 (the classic algorithm confusion) is refused before any signature is computed, and ``none`` is
 never on any list. Time comes from the injected clock, not PyJWT's, so ``exp`` is checked by us:
 it is required, ``nbf`` and ``iat`` are honoured when present, all with ``leeway``.
+``verified_claims`` runs all of that and the ``aud``/``iss`` checks, but not the path claims,
+synchronously, for token formats with claims of their own (the SFU's room tokens); it needs a
+secret or a public key, not a JWKS, which only the async ``verify`` can fetch.
 
 Claims: ``actions`` (list of "publish", "read", "api"; absent grants nothing) and ``paths``
 (list of patterns as in ``patterns.py``; absent grants every path). ``aud`` and ``iss`` are
@@ -37,7 +40,15 @@ from ..config import JwtConfig
 from .client import SessionFactory
 from .patterns import path_allowed
 
-__all__ = ["WRONG_ACTION", "WRONG_PATH", "FetchJwks", "JwtVerifier", "http_fetcher", "load_public_key"]
+__all__ = [
+    "WRONG_ACTION",
+    "WRONG_PATH",
+    "FetchJwks",
+    "JwtVerifier",
+    "TokenRefused",
+    "http_fetcher",
+    "load_public_key",
+]
 
 log = logging.getLogger("streamhive.auth")
 
@@ -52,6 +63,14 @@ _MAX_TOKEN = 8192
 _JWKS_TIMEOUT = 5.0
 _JWKS_MIN_INTERVAL = 30.0
 _FAMILIES = {"HS": "oct", "RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+class TokenRefused(Exception):
+    """A token that is not genuine or not current; ``reason`` is what ``verify`` would return."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _family(algorithm: str) -> str | None:
@@ -148,33 +167,62 @@ class JwtVerifier:
         if not any(_family(a) in families for a in self.algorithms):
             raise ValueError(f"jwt: none of {list(self.algorithms)} can be verified with the configured key")
 
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a genuine, current token, checked against the configured secret or public key.
+
+        Synchronous, for sans-IO callers (room tokens) that read their own claims; a JWKS needs
+        fetching, so it is only usable through ``verify``. Raises ``TokenRefused``.
+        """
+        if self._static_key is None:
+            raise ValueError("verified_claims needs a secret or public_key (JWKS keys are fetched by verify)")
+        algorithm, _ = self._header(token)
+        return self._decode(token, algorithm, self._static_key)
+
     async def verify(self, token: str, action: str, path: str) -> str | None:
         """None when ``token`` is genuine, current and grants ``action`` on ``path``."""
+        try:
+            algorithm, header = self._header(token)
+            key = self._static_key
+            if key is None:
+                key = await self._jwks_signing_key(header, algorithm)
+            claims = self._decode(token, algorithm, key)
+        except TokenRefused as exc:
+            return exc.reason
+        return _check_grant(claims, action, path)
+
+    def _header(self, token: str) -> tuple[str, dict[str, Any]]:
+        """The token's ``alg``, known to be on the allow-list, and its whole (unverified) header."""
         if not token or len(token) > _MAX_TOKEN or not token.isascii():
-            return "malformed"
+            raise TokenRefused("malformed")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            return "malformed"
+            raise TokenRefused("malformed") from None
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self.algorithms:
-            return "algorithm not allowed"
-        key = self._static_key
-        if key is None:
-            kid = header.get("kid")
-            if kid is not None and not isinstance(kid, str):
-                return "malformed"
-            found = await self._jwks_key(kid)
-            if found is None:
-                return "unknown key"
-            key, key_algorithm = found
-            if key_algorithm is not None and key_algorithm != algorithm:
-                return "algorithm not allowed"
+            raise TokenRefused("algorithm not allowed")
+        return algorithm, header
+
+    async def _jwks_signing_key(self, header: dict[str, Any], algorithm: str) -> PublicKey:
+        """The JWKS key named by the header's ``kid``, if it may sign with ``algorithm``."""
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenRefused("malformed")
+        found = await self._jwks_key(kid)
+        if found is None:
+            raise TokenRefused("unknown key")
+        key, key_algorithm = found
+        if key_algorithm is not None and key_algorithm != algorithm:
+            raise TokenRefused("algorithm not allowed")
+        return key
+
+    def _decode(self, token: str, algorithm: str, key: bytes | PublicKey) -> dict[str, Any]:
+        """Signature (with a key of the algorithm's own family), aud/iss, then the times."""
         if _family(algorithm) != ("oct" if isinstance(key, bytes) else _key_family(key)):
-            return "algorithm not allowed"
+            raise TokenRefused("algorithm not allowed")
         config = self._config
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
@@ -189,18 +237,19 @@ class JwtVerifier:
                 },
             )
         except jwt.InvalidSignatureError:
-            return "bad signature"
+            raise TokenRefused("bad signature") from None
         except jwt.InvalidAudienceError:
-            return "wrong audience"
+            raise TokenRefused("wrong audience") from None
         except jwt.InvalidIssuerError:
-            return "wrong issuer"
+            raise TokenRefused("wrong issuer") from None
         except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
-            return "algorithm not allowed"
+            raise TokenRefused("algorithm not allowed") from None
         except jwt.PyJWTError:
-            return "malformed"
-        return self._check_claims(claims, action, path)
+            raise TokenRefused("malformed") from None
+        self._check_times(claims)
+        return claims
 
-    def _check_claims(self, claims: dict[str, Any], action: str, path: str) -> str | None:
+    def _check_times(self, claims: dict[str, Any]) -> None:
         now = self._clock()
         leeway = self._config.leeway
         times: dict[str, float] = {}
@@ -210,25 +259,14 @@ class JwtVerifier:
                 continue
             # bool is an int, and json accepts NaN/Infinity: neither is a time.
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                return "malformed"
+                raise TokenRefused("malformed")
             times[name] = value
         if "exp" not in times:
-            return "malformed"
+            raise TokenRefused("malformed")
         if now > times["exp"] + leeway:
-            return "expired"
+            raise TokenRefused("expired")
         if now + leeway < times.get("nbf", -math.inf) or now + leeway < times.get("iat", -math.inf):
-            return "not yet valid"
-        actions = claims.get("actions", [])
-        paths = claims.get("paths")
-        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-            return "malformed"
-        if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
-            return "malformed"
-        if action not in actions:
-            return WRONG_ACTION
-        if paths is not None and not path_allowed(paths, path):
-            return WRONG_PATH
-        return None
+            raise TokenRefused("not yet valid")
 
     async def _jwks_key(self, kid: str | None) -> tuple[PublicKey, str | None] | None:
         stale = self._clock() - self._jwks_fetched >= self._config.jwks_refresh
@@ -260,6 +298,21 @@ class JwtVerifier:
             log.warning(
                 "JWKS from %s has no usable signing keys; keeping %d known keys", url, len(self._jwks)
             )
+
+
+def _check_grant(claims: dict[str, Any], action: str, path: str) -> str | None:
+    """None when the ``actions`` and ``paths`` claims cover ``action`` on ``path``."""
+    actions = claims.get("actions", [])
+    paths = claims.get("paths")
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        return "malformed"
+    if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
+        return "malformed"
+    if action not in actions:
+        return WRONG_ACTION
+    if paths is not None and not path_allowed(paths, path):
+        return WRONG_PATH
+    return None
 
 
 def _parse_jwks(document: Any) -> dict[str | None, tuple[PublicKey, str | None]]:
