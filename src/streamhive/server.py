@@ -25,6 +25,7 @@ from .hub.hub import EventCallback
 from .hub.session import Session
 from .servers.hls import HlsService
 from .servers.http import build_app
+from .servers.rooms import RoomService
 from .servers.rtmp import RtmpSession
 from .servers.rtsp import RtspService
 from .servers.webrtc import WebRtcService
@@ -84,6 +85,7 @@ class Server:
         self.rtsp = RtspService(self)
         self.webrtc = WebRtcService(self)
         self.whip = WhipService(self, self.webrtc)
+        self.rooms = RoomService(self, self.webrtc)
         self.hooks = EventHooks(self.config.auth.hooks)
         for event in ("publish", "unpublish", "read", "read_end"):
             if getattr(self.config.auth.hooks, f"on_{event}") is not None:
@@ -235,6 +237,7 @@ class Server:
         await self.hooks.stop()
         await self.hub.access.close()
         self.rtsp.stop()
+        self.rooms.stop()
         self.webrtc.stop()
         await self.hls.stop()
         for stream in list(self.hub.streams.values()):

@@ -12,10 +12,16 @@ parsed with the project's generic SDP parser; this module adds what WebRTC layer
 ICE and DTLS parameters, mids and BUNDLE, SSRCs, rids and simulcast, extmaps and rtcp-fb.
 
 Sections we cannot use are not errors by themselves: one that cannot share our transport (no mid,
-outside BUNDLE, no rtcp-mux, not DTLS-SRTP, a data channel) is rejected with port 0; one that
+outside BUNDLE, no rtcp-mux, not DTLS-SRTP) is rejected with port 0; one that
 could but has no codec or track for us is answered ``a=inactive`` inside the BUNDLE group (a
 port-0 section would cost aiortc a transport of its own that never connects). Every such decision
 is reported with its reason, and only an offer with nothing usable at all raises.
+
+Data channels (``m=application ... webrtc-datachannel``, RFC 8841) ride the same DTLS transport
+as SCTP. WHIP and WHEP reject them with port 0; rooms ask for one (``datachannel=True``) and get
+the first bundled data channel section answered with our SCTP port and message size limit
+(servers/datachannel.py runs the association). Clients still offering the pre-RFC form
+(``DTLS/SCTP 5000`` with ``a=sctpmap``) are answered in that form.
 
 Checked against Chromium 156 (WHIP with and without simulcast, WHEP with an inactive section and
 with a rejected data channel), FFmpeg 8.1's WHIP muxer and aiortc (see tests/unit/test_webrtc_sdp.py).
@@ -35,7 +41,10 @@ from ...hub.frame import Track
 from . import WebRtcError
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "EXTENSIONS",
+    "MAX_MESSAGE_SIZE",
+    "SCTP_PORT",
     "URI_ABS_SEND_TIME",
     "URI_AUDIO_LEVEL",
     "URI_MID",
@@ -49,6 +58,7 @@ __all__ = [
     "OfferedMedia",
     "Rejection",
     "RemoteIce",
+    "SctpParameters",
     "SdpNegotiationError",
     "SendTrack",
     "answer_play",
@@ -86,6 +96,14 @@ _REPAIR_ENCODINGS = ("RTX", "RED", "ULPFEC", "FLEXFEC-03", "CN", "TELEPHONE-EVEN
 #: may refuse a bitstream of another profile than the payload type it arrives on says.
 _PROFILE_KEYS = {"h265": ("profile-id", "1"), "vp9": ("profile-id", "0"), "av1": ("profile", "0")}
 
+#: Data channels: our SCTP port, and the largest message we take (what browsers answer too).
+SCTP_PORT = 5000
+MAX_MESSAGE_SIZE = 262144
+#: RFC 8841 6: the largest message a client that announces no ``a=max-message-size`` takes.
+DEFAULT_MAX_MESSAGE_SIZE = 65536
+_SCTP_PROTOS = ("UDP/DTLS/SCTP", "TCP/DTLS/SCTP")
+_LEGACY_SCTP_PROTO = "DTLS/SCTP"  # draft-ietf-mmusic-sctp-sdp-05: the port is the format
+
 
 class SdpNegotiationError(WebRtcError):
     """The offer is malformed, oversized, lacks ICE/DTLS parameters, or has nothing we can use."""
@@ -102,6 +120,19 @@ class RemoteIce:
     candidates: list[str] = field(default_factory=list)  # a=candidate values, for logging only
 
 
+@dataclass(slots=True, frozen=True)
+class SctpParameters:
+    """What a client offered for its data channels (RFC 8841).
+
+    ``port`` is its SCTP port (``a=sctp-port``, 5000 when absent, or the format of a legacy
+    ``DTLS/SCTP`` line); ``max_message_size`` the largest message it takes, 0 meaning any size.
+    """
+
+    port: int
+    max_message_size: int
+    legacy: bool = False
+
+
 @dataclass(slots=True)
 class OfferedMedia:
     """One offered m-section, as far as WebRTC cares.
@@ -109,7 +140,8 @@ class OfferedMedia:
     ``problem`` says why the section cannot share our transport (None when it can);
     ``formats`` lists the payload types in offer order (the client's preference);
     ``ssrcs`` are the media SSRCs the client announced, without RTX/FEC repair SSRCs;
-    ``rids`` are the simulcast streams it will send, in the order of its ``a=simulcast`` line.
+    ``rids`` are the simulcast streams it will send, in the order of its ``a=simulcast`` line;
+    ``sctp`` is set on a well-formed data channel section (kind ``application``).
     """
 
     index: int
@@ -126,6 +158,7 @@ class OfferedMedia:
     rtcp_rsize: bool
     problem: str | None
     description: MediaDescription
+    sctp: SctpParameters | None = None
 
 
 @dataclass(slots=True)
@@ -237,6 +270,8 @@ class Answer:
     rejected: list[Rejection]  # offered sections answered inactive or with port 0
     unsent: list[Rejection]  # WHEP: send tracks no offered section can carry
     dtls_role: str  # "server" (we said setup:passive) or "client" (setup:active)
+    #: The client's SCTP parameters when we accepted its data channel section (rooms), else None.
+    datachannel: SctpParameters | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +321,8 @@ def _offered(
 ) -> OfferedMedia:
     mid = m.attribute("mid")
     formats = _formats(m)
-    problem = _problem(m, mid, formats, bundle, seen)
+    sctp = _sctp(m) if m.kind == "application" else None
+    problem = sctp if isinstance(sctp, str) else _problem(m, mid, formats, bundle, seen)
     if mid is not None and problem is None:
         seen.add(mid)
     rids, simulcast = _rids(m)
@@ -305,16 +341,22 @@ def _offered(
         rtcp_rsize=m.attribute("rtcp-rsize") is not None,
         problem=problem,
         description=m,
+        sctp=sctp if isinstance(sctp, SctpParameters) else None,
     )
 
 
 def _problem(
     m: MediaDescription, mid: str | None, formats: dict[int, SdpFormat], bundle: list[str], seen: set[str]
 ) -> str | None:
-    """Why this section cannot ride our single transport, or None."""
-    if m.kind not in ("audio", "video"):
+    """Why this section cannot ride our single transport, or None.
+
+    Application sections reach here only as well-formed data channels (see _sctp); they must be
+    in a BUNDLE group even when alone with one media section, so WHIP offers without one keep
+    answering as they did before data channels existed."""
+    rtp = m.kind != "application"
+    if rtp and m.kind not in ("audio", "video"):
         return f"{m.kind[:20]!r} sections are not supported"
-    if "RTP/SAVP" not in m.proto.upper():
+    if rtp and "RTP/SAVP" not in m.proto.upper():
         return f"transport {m.proto[:40]!r} is not DTLS-SRTP"
     if m.port == 0 and m.attribute("bundle-only") is None:
         return "disabled by the offerer (port 0)"
@@ -322,13 +364,36 @@ def _problem(
         return "no valid a=mid"
     if mid in seen:
         return f"duplicate mid {mid!r}"
-    if bundle and mid not in bundle:
+    if (bundle or not rtp) and mid not in bundle:
         return "not in the BUNDLE group"
-    if m.attribute("rtcp-mux") is None:
+    if rtp and m.attribute("rtcp-mux") is None:
         return "no a=rtcp-mux"
-    if not formats:
+    if rtp and not formats:
         return "no payload format with an rtpmap"
     return None
+
+
+def _sctp(m: MediaDescription) -> SctpParameters | str:
+    """A data channel section's SCTP parameters, or why the application section is not one."""
+    proto = m.proto.upper()
+    if proto in _SCTP_PROTOS and m.formats == ["webrtc-datachannel"]:
+        value = m.attribute("sctp-port")
+        port = SCTP_PORT if value is None else _uint(value, 65535)
+        legacy = False
+    elif proto == _LEGACY_SCTP_PROTO and len(m.formats) == 1:
+        port = _uint(m.formats[0], 65535)
+        if (m.attribute("sctpmap") or "").split()[:2] != [m.formats[0], "webrtc-datachannel"]:
+            return f"no a=sctpmap:{m.formats[0][:10]} webrtc-datachannel in a legacy data channel section"
+        legacy = True
+    else:
+        return f"'application' sections other than WebRTC data channels are not supported ({m.proto[:40]!r})"
+    if not port:
+        return "malformed SCTP port"
+    value = m.attribute("max-message-size")
+    size = DEFAULT_MAX_MESSAGE_SIZE if value is None else _uint(value, 0xFFFFFFFF)
+    if size is None:
+        return "malformed a=max-message-size"
+    return SctpParameters(port, size, legacy)
 
 
 def _direction(attributes: list[Attribute]) -> str | None:
@@ -593,7 +658,11 @@ def _fmtp_value(fmt: SdpFormat, key: str) -> str | None:
 
 
 def answer_publish(
-    offer: Offer, accept: Mapping[str, Sequence[str]], local: LocalIce, simulcast: bool = False
+    offer: Offer,
+    accept: Mapping[str, Sequence[str]],
+    local: LocalIce,
+    simulcast: bool = False,
+    datachannel: bool = False,
 ) -> Answer:
     """Answer a WHIP offer: receive each sending section with one codec from ``accept``.
 
@@ -601,10 +670,14 @@ def answer_publish(
     offer WHIP takes only the first stream of the client's ``a=simulcast`` line (its preferred,
     normally its highest layer) and answers ``a=simulcast:recv`` with just that rid, so the
     client stops sending the others; rooms (``simulcast=True``) take every layer.
+    ``datachannel=True`` (rooms) accepts a data channel section; an offer with nothing else is
+    then answerable.
     """
+    channel, rejected = _datachannel(offer, datachannel)
     negotiated: list[NegotiatedMedia] = []
-    rejected: list[Rejection] = []
     for media in offer.media:
+        if _bundled_datachannel(media):
+            continue
         reason = media.problem
         if reason is None and media.direction not in ("sendonly", "sendrecv"):
             reason = f"the client does not send here (a={media.direction})"
@@ -642,10 +715,10 @@ def answer_publish(
                 rtx_payload_type=rtx if media.kind == "video" else None,
             )
         )
-    if not negotiated:
+    if not negotiated and channel is None:
         taken = "; ".join(f"{kind} {'/'.join(names)}" for kind, names in accept.items() if names) or "nothing"
         raise SdpNegotiationError(f"nothing to publish: {_summary(offer, rejected)}; we take {taken}")
-    return _answer(offer, local, negotiated, rejected, [], {}, "")
+    return _answer(offer, local, negotiated, rejected, [], {}, "", channel)
 
 
 def answer_play(
@@ -654,6 +727,8 @@ def answer_play(
     local: LocalIce,
     cname: str = "streamhive",
     extensions: bool = True,
+    allow_empty: bool = False,
+    datachannel: bool = False,
 ) -> Answer:
     """Answer a WHEP offer: send each track on a receiving section of its kind, in m-line order.
 
@@ -665,7 +740,10 @@ def answer_play(
     (an AAC track to a browser: offer ``"opus"`` in its codecs when a transcoder can make it).
     A track with a ``mid`` goes only to that section (rooms: the client chose the transceiver).
     ``extensions=False`` answers no RTP header extensions: a room forwards packets with theirs
-    stripped, so the client demultiplexes by the SSRCs we announce.
+    stripped, so the client demultiplexes by the SSRCs we announce. ``allow_empty`` answers an
+    offer with nothing to send (every section inactive) instead of raising: a room subscriber
+    whose last track went away keeps its connection. ``datachannel=True`` (rooms) accepts a
+    data channel section, as for answer_publish.
     """
     if not _TOKEN.fullmatch(cname):
         raise ValueError(f"CNAME {cname!r} must be 1-64 token characters")
@@ -715,9 +793,9 @@ def answer_play(
             offered = ", ".join(_names(m) for m in offer.media if m.kind == item.kind) or "none"
             reason = f"no offered {item.kind} section takes {'/'.join(item.codecs) or 'nothing'} (offered: {offered})"
             unsent.append(Rejection(source, item.kind, reason))
-    rejected: list[Rejection] = []
+    channel, rejected = _datachannel(offer, datachannel)
     for media in offer.media:
-        if media.index in senders:
+        if media.index in senders or _bundled_datachannel(media):
             continue
         reason = media.problem
         if reason is None and media.direction not in ("recvonly", "sendrecv"):
@@ -728,12 +806,35 @@ def answer_play(
                 f"no common {media.kind} codec" if kinds else f"the stream has no {media.kind} track for it"
             )
         rejected.append(Rejection(media.index, media.kind, reason, media.mid))
-    if not negotiated:
+    if not negotiated and not allow_empty and channel is None:
         have = ", ".join(f"{s.kind} {s.track.codec} (as {'/'.join(s.codecs) or 'nothing'})" for s in send)
         raise SdpNegotiationError(
             f"nothing to play: {_summary(offer, rejected)}; the stream has {have or 'no tracks'}"
         )
-    return _answer(offer, local, negotiated, rejected, unsent, senders, cname)
+    return _answer(offer, local, negotiated, rejected, unsent, senders, cname, channel)
+
+
+def _bundled_datachannel(media: OfferedMedia) -> bool:
+    """A data channel section that could share our transport: _datachannel decides it."""
+    return media.sctp is not None and media.problem is None
+
+
+def _datachannel(offer: Offer, wanted: bool) -> tuple[OfferedMedia | None, list[Rejection]]:
+    """The data channel section to accept (the first bundled one, when ``wanted``) and the
+    rejections of the other bundled ones: a transport carries one SCTP association."""
+    chosen: OfferedMedia | None = None
+    rejected: list[Rejection] = []
+    for media in offer.media:
+        if not _bundled_datachannel(media):
+            continue
+        if wanted and chosen is None:
+            chosen = media
+            continue
+        reason = (
+            "a second data channel section" if wanted else "'application' sections are not supported here"
+        )
+        rejected.append(Rejection(media.index, media.kind, reason, media.mid))
+    return chosen, rejected
 
 
 def _accepted_extensions(media: OfferedMedia) -> dict[str, int]:
@@ -759,6 +860,7 @@ def _answer(
     unsent: list[Rejection],
     senders: dict[int, SendTrack],
     cname: str,
+    datachannel: OfferedMedia | None,
 ) -> Answer:
     setup = "active" if offer.ice.setup == "passive" else "passive"
     by_index = {n.index: n for n in negotiated}
@@ -766,24 +868,20 @@ def _answer(
     bundled: list[str] = []
     for media in offer.media:
         chosen = by_index.get(media.index)
-        if media.problem is not None:
+        if media.problem is not None or (media.sctp is not None and media is not datachannel):
             sections.append(_rejected_section(media))
             continue
         assert media.mid is not None  # no problem implies a valid mid
         bundled.append(media.mid)
+        if media is datachannel:
+            sections.append(_datachannel_section(media, local, setup))
+            continue
         if chosen is not None:
             pt, fmt, direction = chosen.payload_type, chosen.fmt, chosen.direction
         else:  # usable but unused: stays in the BUNDLE, inactive
             pt, fmt = _inactive_format(media)
             direction = "inactive"
-        attributes: list[Attribute] = [
-            ("rtcp", "9 IN IP4 0.0.0.0"),
-            ("ice-ufrag", local.ufrag),
-            ("ice-pwd", local.pwd),
-            ("fingerprint", local.fingerprint),
-            ("setup", setup),
-            ("mid", media.mid),
-        ]
+        attributes: list[Attribute] = [("rtcp", "9 IN IP4 0.0.0.0"), *_transport(local, setup, media.mid)]
         if chosen is not None:
             attributes += [("extmap", f"{number} {uri}") for uri, number in chosen.extmap.items()]
         attributes.append((direction, None))
@@ -829,7 +927,36 @@ def _answer(
         text = description.encode()
     except SdpError as exc:  # an offered value we echo carries a control character
         raise SdpNegotiationError(f"cannot answer this offer: {exc}") from exc
-    return Answer(text, negotiated, rejected, unsent, "client" if setup == "active" else "server")
+    rejected.sort(key=lambda r: r.index)
+    sctp = datachannel.sctp if datachannel is not None else None
+    return Answer(text, negotiated, rejected, unsent, "client" if setup == "active" else "server", sctp)
+
+
+def _transport(local: LocalIce, setup: str, mid: str) -> list[Attribute]:
+    """The ICE and DTLS lines every bundled section repeats."""
+    return [
+        ("ice-ufrag", local.ufrag),
+        ("ice-pwd", local.pwd),
+        ("fingerprint", local.fingerprint),
+        ("setup", setup),
+        ("mid", mid),
+    ]
+
+
+def _datachannel_section(media: OfferedMedia, local: LocalIce, setup: str) -> MediaDescription:
+    """Our SCTP port and message size limit, in the form the client offered (RFC 8841, or the
+    legacy ``a=sctpmap`` with the stream count Chrome used to answer)."""
+    assert media.sctp is not None and media.mid is not None
+    attributes = _transport(local, setup, media.mid)
+    if media.sctp.legacy:
+        formats = [str(SCTP_PORT)]
+        attributes.append(("sctpmap", f"{SCTP_PORT} webrtc-datachannel 1024"))
+    else:
+        formats = ["webrtc-datachannel"]
+        attributes.append(("sctp-port", str(SCTP_PORT)))
+    attributes.append(("max-message-size", str(MAX_MESSAGE_SIZE)))
+    attributes += _candidates(local)
+    return MediaDescription("application", 9, media.proto, formats, None, None, Connection(), [], attributes)
 
 
 def _inactive_format(media: OfferedMedia) -> tuple[int, SdpFormat]:
