@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import jwt
 import pytest
 from aiortc import MediaStreamTrack
 
-from streamhive.sfu.client import RoomClient
-from tests.conftest import RunningServer
+from streamhive.sfu.client import RoomClient, RoomError
+from tests.conftest import FFMPEG, RunningServer, probe, record
 from tests.interop.webrtc_clients import PatternVideo, Received, SineAudio, _consume, use_loopback
 
 pytestmark = [pytest.mark.interop]
@@ -45,8 +50,10 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def bot(server: RunningServer, room: str, identity: str, publish: bool = True) -> AsyncIterator[Bot]:
-    client = RoomClient(ws_url(server, room), identity=identity)
+async def bot(
+    server: RunningServer, room: str, identity: str | None, publish: bool = True, token: str | None = None
+) -> AsyncIterator[Bot]:
+    client = RoomClient(ws_url(server, room), identity=identity, token=token)
     participant = Bot(client)
     await client.join()
     try:
@@ -91,3 +98,154 @@ async def _event(client: RoomClient, kind: str, timeout: float = 5) -> dict[str,
                 return event
 
     return await asyncio.wait_for(find(), timeout)
+
+
+SECRET = "room-secret-0123456789-0123456789-abcdef"
+ROOMS_JWT = f"rooms:\n  auth: jwt\n  jwt:\n    secret: {SECRET}\n"
+
+
+def token(room: str = "standup", sub: str = "alice", secret: str = SECRET, **claims: Any) -> str:
+    body = {"sub": sub, "room": room, "exp": int(time.time()) + 600, **claims}
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+async def _refused(server: RunningServer, room: str, **join: Any) -> tuple[int | None, str]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(server, room)) as ws:
+        await ws.send_str(json.dumps({"type": "join", **join}))
+        message = await ws.receive()
+        return ws.close_code, str(message.extra)
+
+
+async def test_room_tokens_refuse_each_bypass(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server(ROOMS_JWT)
+    expired = token(exp=int(time.time()) - 60)
+    cases = {
+        "missing": ({}, 4001),
+        "expired": ({"token": expired}, 4001),
+        "other room": ({"token": token(room="other")}, 4003),
+        "forged": ({"token": token(secret="x" * 40)}, 4001),
+        "malformed": ({"token": "not.a.jwt"}, 4001),
+        "alg none": (
+            {"token": jwt.encode({"sub": "a", "room": "standup", "exp": 2**40}, None, "none")},
+            4001,
+        ),
+    }
+    for name, (join, code) in cases.items():
+        closed, reason = await _refused(server, "standup", **join)
+        assert closed == code, (name, closed, reason)
+    async with bot(server, "standup", None, publish=False, token=token()) as alice:
+        assert alice.client.identity == "alice"
+    # grants exceeded: a token without camera may not publish one
+    viewer = token(sub="viewer", grants={"sources": ["microphone"]})
+    client = RoomClient(ws_url(server, "standup"), token=viewer)
+    await client.join()
+    try:
+        with pytest.raises(RoomError, match="may not publish camera"):
+            await client.publish({"camera": PatternVideo()})
+    finally:
+        await client.leave()
+
+
+async def test_bad_signaling_is_refused_and_the_room_carries_on(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    server = make_server("rooms:\n  join_timeout: 1\n  max_message_bytes: 4096\n")
+    async with bot(server, "demo", "alice") as alice, bot(server, "demo", "bob", publish=False) as bob:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(ws_url(server, "demo")) as ws:  # never joins
+                message = await ws.receive(timeout=5)
+                assert ws.close_code == 4008, message
+            async with http.ws_connect(ws_url(server, "demo")) as ws:
+                await ws.send_bytes(b"\x00\x01")
+                await ws.receive(timeout=5)
+                assert ws.close_code == 4400
+            async with http.ws_connect(ws_url(server, "demo")) as ws:
+                await ws.send_str(json.dumps({"type": "join", "identity": "mallory"}))
+                assert json.loads((await ws.receive()).data)["type"] == "joined"
+                for junk in (
+                    "{",
+                    "[]",
+                    '{"type": 5}',
+                    '{"type": "nope"}',
+                    '{"type": "offer", "pc": "x"}',
+                    '{"type": "offer", "pc": "publish", "sdp": "v=0", "tracks": []}',
+                    '{"type": "mute", "track": "alice/camera", "muted": true}',
+                ):
+                    await ws.send_str(junk)
+                    event = json.loads((await ws.receive(timeout=5)).data)
+                    while event["type"] != "error":
+                        event = json.loads((await ws.receive(timeout=5)).data)
+                await ws.send_str(json.dumps({"type": "data", "data": "x" * 5000}))  # over max_message_bytes
+                await ws.receive(timeout=5)
+                assert ws.close_code is not None
+            async with http.ws_connect(ws_url(server, "demo")) as ws:  # a flood
+                await ws.send_str(json.dumps({"type": "join", "identity": "flood"}))
+                for _ in range(300):
+                    await ws.send_str('{"type": "ping"}')
+                while (message := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                    pass
+                assert ws.close_code == 4029
+        before = bob.got["alice"].video_frames
+        await asyncio.sleep(2)
+        assert bob.got["alice"].video_frames > before + 20, server.log()
+        assert alice.client.close_code is None
+
+
+async def test_admin_api_mutes_removes_and_closes(server: RunningServer) -> None:
+    async with bot(server, "demo", "alice") as alice, bot(server, "demo", "bob") as bob:
+        await asyncio.sleep(2)
+        listing = await asyncio.to_thread(server.api, "/api/v1/rooms")
+        (room,) = listing["items"]  # type: ignore[index]
+        assert room["name"] == "demo" and {p["identity"] for p in room["participants"]} == {"alice", "bob"}
+        async with aiohttp.ClientSession(headers=server.api_headers) as http:
+            url = f"{server.http}/api/v1/rooms/demo/participants/alice/tracks/camera/mute"
+            async with http.post(url) as r:
+                assert r.status == 200 and (await r.json())["muted"] is True
+            muted = await _event(bob.client, "track_muted")
+            assert muted["track"] == "alice/camera" and muted["muted"] is True
+            frozen = bob.got["alice"].video_frames
+            await asyncio.sleep(1.5)
+            assert bob.got["alice"].video_frames <= frozen + 2  # nothing forwarded while muted
+            async with http.delete(f"{server.http}/api/v1/rooms/demo/participants/bob") as r:
+                assert r.status == 200
+            await asyncio.sleep(0.5)
+            assert bob.client.close_code == 4010
+            left = await _event(alice.client, "participant_left")
+            assert left["identity"] == "bob"
+            async with http.delete(f"{server.http}/api/v1/rooms/demo") as r:
+                assert r.status == 200
+            closed = await _event(alice.client, "room_closed")
+            assert closed["reason"]
+            await asyncio.sleep(0.5)
+            assert alice.client.close_code == 4004
+            async with http.get(f"{server.http}/api/v1/rooms/demo") as r:
+                assert r.status == 404
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed")
+async def test_room_tracks_are_hub_paths(server: RunningServer, tmp_path: Path) -> None:
+    async with bot(server, "demo", "alice"):
+        path = await asyncio.to_thread(server.wait_for_path, "rooms/demo/alice", 2)
+        assert {t["codec"] for t in path["tracks"]} == {"h264", "opus"}, path  # type: ignore[index, union-attr]
+        out = tmp_path / "alice.mkv"
+        await record(f"rtsp://127.0.0.1:{server.rtsp_port}/rooms/demo/alice", out, 3)
+    media = await probe(out)
+    assert media["video"]["codec_name"] == "h264" and media["video"]["width"] == 320, media
+    assert int(media["video"]["nb_read_frames"]) > 30, media  # type: ignore[call-overload]
+    assert media["audio"]["codec_name"] == "opus", media
+
+
+async def test_chat_messages_are_relayed(server: RunningServer) -> None:
+    async with (
+        bot(server, "demo", "alice", publish=False) as alice,
+        bot(server, "demo", "bob", publish=False) as bob,
+        bot(server, "demo", "carol", publish=False) as carol,
+    ):
+        await alice.client.send_data({"text": "hello"})
+        await alice.client.send_data("just bob", to=["bob"])
+        first = await _event(bob.client, "data")
+        assert first == {"type": "data", "from": "alice", "data": {"text": "hello"}}
+        assert (await _event(bob.client, "data"))["data"] == "just bob"
+        assert (await _event(carol.client, "data"))["data"] == {"text": "hello"}
+        with pytest.raises(TimeoutError):
+            await _event(carol.client, "data", timeout=0.5)
