@@ -197,6 +197,10 @@ async def test_admin_api_mutes_removes_and_closes(server: RunningServer) -> None
         listing = await asyncio.to_thread(server.api, "/api/v1/rooms")
         (room,) = listing["items"]  # type: ignore[index]
         assert room["name"] == "demo" and {p["identity"] for p in room["participants"]} == {"alice", "bob"}
+        async with aiohttp.ClientSession() as http, http.get(f"{server.http}/metrics") as r:
+            metrics = await r.text()
+        assert 'streamhive_room_participants{room="demo"} 2.0' in metrics, metrics
+        assert 'streamhive_room_subscriptions{room="demo"} 4.0' in metrics, metrics
         async with aiohttp.ClientSession(headers=server.api_headers) as http:
             url = f"{server.http}/api/v1/rooms/demo/participants/alice/tracks/camera/mute"
             async with http.post(url) as r:

@@ -98,6 +98,19 @@ class HubCollector:
         for event, count in sorted(webrtc.counters.items()):
             events.add_metric([event], count)
         yield events
+        rooms = self.server.rooms.rooms
+        gauge = GaugeMetricFamily("streamhive_rooms", "Rooms open")
+        gauge.add_metric([], len(rooms))
+        yield gauge
+        people = GaugeMetricFamily("streamhive_room_participants", "Participants per room", labels=["room"])
+        forwarded = GaugeMetricFamily(
+            "streamhive_room_subscriptions", "Tracks forwarded to subscribers per room", labels=["room"]
+        )
+        for name, room in sorted(rooms.items()):
+            people.add_metric([name], len(room.participants))
+            forwarded.add_metric([name], sum(len(p.subscriptions) for p in room.participants.values()))
+        yield people
+        yield forwarded
 
 
 def make_registry(server: Server) -> CollectorRegistry:
