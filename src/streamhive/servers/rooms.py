@@ -224,6 +224,7 @@ class RoomService:
             if message.type != WSMsgType.TEXT:
                 participant.close(4400, "binary frames are not part of the protocol")
                 return "binary frame"
+            data: Any = None
             try:
                 data = _message(message.data)
                 if data["type"] == "leave":
@@ -233,7 +234,10 @@ class RoomService:
             except (BadMessage, WebRtcError, ValueError) as exc:
                 bad += 1
                 self.counters["room_bad_messages"] += 1
-                participant.send({"type": "error", "message": str(exc)[:300]})
+                error: dict[str, Any] = {"type": "error", "message": str(exc)[:300]}
+                if isinstance(data, dict) and data.get("type") == "offer" and data.get("pc") in _PCS:
+                    error["pc"] = data["pc"]  # lets the client roll that offer back at once
+                participant.send(error)
                 if bad > MAX_BAD_MESSAGES:
                     participant.close(4029, "too many bad messages")
                     return "too many bad messages"

@@ -265,10 +265,17 @@ class Peer:
 
     # -- send -------------------------------------------------------------------------------------
     def send_rtp(self, packet: bytes) -> None:
+        """Protect and send one packet; one the SRTP context refuses (a sequence number further
+        behind the newest than its replay window, such as a retransmission that came very late) is
+        dropped and counted: the caller may be fanning out to other peers."""
         route, srtp = self.route, self.srtp
         if route is None or srtp is None:
             return
-        data = srtp.protect(packet)
+        try:
+            data = srtp.protect(packet)
+        except WebRtcError:
+            self.service.counters["srtp_protect_refused"] += 1
+            return
         self.session.bytes_out += len(data)
         route.send(data)
 
