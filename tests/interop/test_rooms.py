@@ -88,6 +88,16 @@ async def test_three_aiortc_participants_receive_each_other(server: RunningServe
                     assert got.audio_samples >= 48000, (me.client.identity, other, got)
         left = await _event(alice.client, "participant_left")
         assert left["identity"] == "carol"
+    # the audio-level header extension aiortc sends names a speaker
+    speaking = [e for e in _drain(bob.client) if e["type"] == "active_speaker"]
+    assert speaking and speaking[0]["speakers"][0] in ("alice", "bob", "carol"), speaking
+
+
+def _drain(client: RoomClient) -> list[dict[str, Any]]:
+    events = []
+    while not client.events.empty():
+        events.append(client.events.get_nowait())
+    return events
 
 
 async def _event(client: RoomClient, kind: str, timeout: float = 5) -> dict[str, Any]:
