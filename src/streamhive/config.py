@@ -371,6 +371,12 @@ class RoomsConfig(_Model):
     empty_timeout: float = Field(
         30.0, ge=0, description="Seconds an empty room is kept (its id and settings) before it is closed."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes rooms run in (one per core); above 1 each room lives in one worker, whose ICE port is webrtc.listen's port + 1 + its index (UDP and TCP; room bridges are off).",
+    )
     bridge: bool = Field(
         True,
         description="Publish each participant's camera+microphone as hub path rooms/{room}/{identity} (and screen as .../screen), for HLS/RTMP/WHEP and recording.",

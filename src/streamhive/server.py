@@ -25,6 +25,7 @@ from .hub.hub import EventCallback
 from .hub.session import Session
 from .servers.hls import HlsService
 from .servers.http import build_app
+from .servers.room_workers import RoomWorkers
 from .servers.rooms import RoomService
 from .servers.rtmp import RtmpSession
 from .servers.rtsp import RtspService
@@ -86,6 +87,7 @@ class Server:
         self.webrtc = WebRtcService(self)
         self.whip = WhipService(self, self.webrtc)
         self.rooms = RoomService(self, self.webrtc)
+        self.room_workers = RoomWorkers(self) if self.config.rooms.workers > 1 else None
         self.hooks = EventHooks(self.config.auth.hooks)
         for event in ("publish", "unpublish", "read", "read_end"):
             if getattr(self.config.auth.hooks, f"on_{event}") is not None:
@@ -166,6 +168,8 @@ class Server:
                 tcp = await self.webrtc.start()
                 self._servers += tcp
                 self.addresses["webrtc"] = (parse_listen(cfg.webrtc.listen)[0], self.webrtc.port)
+                if self.room_workers is not None and cfg.rooms.enabled:
+                    await self.room_workers.start()
             if cfg.http.enabled:
                 self.hls.start()
                 self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
@@ -238,6 +242,8 @@ class Server:
         await self.hub.access.close()
         self.rtsp.stop()
         self.rooms.stop()
+        if self.room_workers is not None:
+            await self.room_workers.stop()
         self.webrtc.stop()
         await self.hls.stop()
         for stream in list(self.hub.streams.values()):

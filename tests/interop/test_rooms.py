@@ -263,3 +263,37 @@ async def test_chat_messages_are_relayed(server: RunningServer) -> None:
         assert (await _event(carol.client, "data"))["data"] == {"text": "hello"}
         with pytest.raises(TimeoutError):
             await _event(carol.client, "data", timeout=0.5)
+
+
+def _ice_port(client: RoomClient) -> int:
+    assert client.publish_pc is not None and client.publish_pc.remoteDescription is not None
+    line = next(
+        x for x in client.publish_pc.remoteDescription.sdp.splitlines() if x.startswith("a=candidate:")
+    )
+    return int(line.split()[5])
+
+
+async def test_rooms_in_two_worker_processes(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server("rooms:\n  workers: 2\n")
+    rooms = ("alpha", "beta")  # crc32 sends them to different workers
+    async with (
+        bot(server, rooms[0], "alice") as alice,
+        bot(server, rooms[0], "bob") as bob,
+        bot(server, rooms[1], "carol") as carol,
+        bot(server, rooms[1], "dave") as dave,
+    ):
+        await asyncio.sleep(4)
+        for me, other in ((alice, "bob"), (bob, "alice"), (carol, "dave"), (dave, "carol")):
+            got = me.got.get(other)
+            assert got is not None and got.video_frames >= 30 and got.audio_samples >= 48000, (other, got)
+        ports = {_ice_port(alice.client), _ice_port(carol.client)}
+        assert len(ports) == 2 and server.webrtc_port not in ports, ports
+        listing = await asyncio.to_thread(server.api, "/api/v1/rooms")
+        assert [room["name"] for room in listing["items"]] == ["alpha", "beta"]  # type: ignore[index]
+        async with aiohttp.ClientSession(headers=server.api_headers) as http:
+            async with http.delete(f"{server.http}/api/v1/rooms/beta/participants/dave") as r:
+                assert r.status == 200, await r.text()
+            await asyncio.sleep(0.5)
+            assert dave.client.close_code == 4010  # the worker's close code, through the front
+    closed, _reason = await _refused(server, "alpha", identity="not valid!")
+    assert closed == 4400

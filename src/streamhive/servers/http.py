@@ -226,7 +226,7 @@ def build_app(server: Server) -> web.Application:
     app.router.add_get(r"/{path:.+}.flv", flv_handler)
     if server.config.webrtc.enabled:
         if server.config.rooms.enabled:
-            server.rooms.add_routes(app)
+            (server.room_workers or server.rooms).add_routes(app)
         server.whip.add_routes(app)
     app.router.add_get("/api/v1/time", time_handler)
     add_page_routes(app)  # before the HLS catch-all, which would take /{path}/publish
