@@ -297,3 +297,30 @@ async def test_rooms_in_two_worker_processes(make_server: Callable[..., RunningS
             assert dave.client.close_code == 4010  # the worker's close code, through the front
     closed, _reason = await _refused(server, "alpha", identity="not valid!")
     assert closed == 4400
+
+
+async def test_chat_over_data_channels_and_websockets(server: RunningServer) -> None:
+    alice = RoomClient(ws_url(server, "demo"), identity="alice", data_channel=True)
+    bob = RoomClient(ws_url(server, "demo"), identity="bob", data_channel=True)
+    carol = RoomClient(ws_url(server, "demo"), identity="carol")  # WebSocket only
+    for client in (alice, bob, carol):
+        await client.join()
+    try:
+        for _ in range(100):
+            if alice.channel_open and bob.channel_open:
+                break
+            await asyncio.sleep(0.05)
+        assert alice.channel_open and bob.channel_open
+        await asyncio.sleep(0.3)  # the server's side of the channel opens with the client's DCEP open
+        await alice.send_data({"text": "over SCTP"})
+        assert (await _event(bob, "data")) == {"type": "data", "from": "alice", "data": {"text": "over SCTP"}}
+        assert (await _event(carol, "data"))["data"] == {"text": "over SCTP"}
+        await carol.send_data("over the WebSocket")
+        assert (await _event(alice, "data"))["data"] == "over the WebSocket"
+        assert (await _event(bob, "data"))["from"] == "carol"
+        async with aiohttp.ClientSession() as http, http.get(f"{server.http}/metrics") as r:
+            metrics = await r.text()
+        assert 'streamhive_webrtc_events_total{event="room_data_over_sctp"} 3.0' in metrics, metrics
+    finally:
+        for client in (alice, bob, carol):
+            await client.leave()

@@ -20,6 +20,7 @@ import logging
 import re
 import secrets
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -30,9 +31,13 @@ from ..protocols.webrtc.sdp import LocalIce, SendTrack, answer_play, answer_publ
 from ..sfu.bridge import GROUPS, Bridge, bridge_path
 from ..sfu.grants import SOURCES, GrantError, RoomTokens, valid_room_name
 from ..sfu.room import Participant, PublishedTrack, Publisher, Room, Subscriber, Subscription
+from .datachannel import DataChannels
 from .http_auth import remote_of
 from .webrtc import Peer, WebRtcService
 from .whip import PUBLISH_CODECS
+
+#: The data channel label that carries chat/app messages (docs/rooms.md).
+DATA_LABEL = "data"
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -209,16 +214,11 @@ class RoomService:
 
     async def _serve(self, participant: Participant, ws: web.WebSocketResponse, channel: Channel) -> str:
         bad = 0
-        window, count = time.monotonic(), 0
         rate = self.config.max_messages_per_second
         async for message in ws:
             if channel.closing is not None:
                 return channel.closing[1]
-            now = time.monotonic()
-            if now - window >= 1.0:
-                window, count = now, 0
-            count += 1
-            if count > 2 * rate:
+            if not participant.count_message(time.monotonic(), rate):
                 participant.close(4029, "too many messages")
                 return "too many messages"
             if message.type != WSMsgType.TEXT:
@@ -317,7 +317,7 @@ class RoomService:
         room = participant.room
         if not participant.tracks and described and room.publishers() >= self.config.max_publishers:
             raise BadMessage("the room has its maximum number of publishers")
-        answer = answer_publish(offer, PUBLISH_CODECS, local, simulcast=True)
+        answer = answer_publish(offer, PUBLISH_CODECS, local, simulcast=True, datachannel=True)
         negotiated = {media.mid: media for media in answer.media}
         previous = participant.tracks
         current: dict[str, PublishedTrack] = {}
@@ -335,6 +335,13 @@ class RoomService:
         if publisher is None:
             publisher = participant.publisher = Publisher(participant, peer)
             peer.handler = publisher
+        if answer.datachannel is not None and publisher.channels is None:
+            sctp = answer.datachannel
+            publisher.channels = DataChannels(
+                peer, sctp.port, sctp.max_message_size, on_message=partial(self._channel_message, participant)
+            )
+            if peer.srtp is not None:  # added by a renegotiation: DTLS is up already
+                publisher.channels.start()
         publisher.set_tracks(list(current.values()))
         participant.tracks = current
         for source, track in previous.items():
@@ -433,6 +440,8 @@ class RoomService:
             subscription.paused = paused
 
     def _data(self, participant: Participant, data: dict[str, Any]) -> None:
+        """A chat/app message, from the WebSocket or a data channel: relayed to each receiver on
+        its data channel when it has one open, else on its WebSocket, in the same form."""
         if not participant.grant.data:
             raise BadMessage("this token may not send data")
         payload = data.get("data")
@@ -443,9 +452,36 @@ class RoomService:
         if to is not None and (not isinstance(to, list) or not all(isinstance(x, str) for x in to)):
             raise BadMessage("to must be a list of identities")
         event = {"type": "data", "from": participant.identity, "data": payload}
+        text = json.dumps(event, separators=(",", ":"))
         for other in participant.room.participants.values():
-            if other is not participant and (to is None or other.identity in to):
+            if other is participant or (to is not None and other.identity not in to):
+                continue
+            channels = other.publisher.channels if other.publisher is not None else None
+            if channels is not None and DATA_LABEL in channels.labels:
+                channels.send(DATA_LABEL, text)
+                self.counters["room_data_over_sctp"] += 1
+            else:
                 other.send(event)
+                self.counters["room_data_over_websocket"] += 1
+
+    def _channel_message(self, participant: Participant, label: str, message: str | bytes) -> None:
+        """A message on a participant's data channel: the ``data`` label carries the signaling
+        protocol's ``data`` messages (``{"data", "to"?}``), counted against the same rate limit."""
+        if label != DATA_LABEL or participant.left:
+            return
+        try:
+            if not isinstance(message, str):
+                raise BadMessage("data channel messages are JSON text")
+            if not participant.count_message(time.monotonic(), self.config.max_messages_per_second):
+                participant.close(4029, "too many messages")
+                return
+            body = json.loads(message)
+            if not isinstance(body, dict):
+                raise BadMessage("a data channel message is a JSON object")
+            self._data(participant, body)
+        except (BadMessage, ValueError, TypeError) as exc:
+            self.counters["room_bad_messages"] += 1
+            participant.send({"type": "error", "message": f"data channel: {str(exc)[:200]}"})
 
     def set_muted(self, track: PublishedTrack, muted: bool) -> None:
         if track.muted == muted:

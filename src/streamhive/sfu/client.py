@@ -25,6 +25,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
@@ -55,6 +56,7 @@ class RoomClient:
         name: str | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         auto_subscribe: bool = True,
+        data_channel: bool = False,
     ) -> None:
         self.url = url
         self.token = token
@@ -64,6 +66,8 @@ class RoomClient:
         # of its own, which a later BUNDLE answer leaves unstarted.
         self.config = RTCConfiguration(iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         self.auto_subscribe = auto_subscribe
+        self.data_channel = data_channel
+        self._channel: RTCDataChannel | None = None
         self.on_track: TrackHandler | None = None
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.participants: dict[str, dict[str, Any]] = {}
@@ -111,6 +115,8 @@ class RoomClient:
             self.participants[participant["identity"]] = participant
         self._reader = asyncio.ensure_future(self._read())
         self._resubscribe()
+        if self.data_channel:
+            await self._negotiate_publish()
         return joined
 
     async def leave(self) -> None:
@@ -137,11 +143,21 @@ class RoomClient:
         self, tracks: dict[str, MediaStreamTrack], sizes: dict[str, tuple[int, int]] | None = None
     ) -> None:
         """Publish tracks by source ("camera", "microphone", "screen", "screen_audio")."""
+        await self._negotiate_publish(tracks, sizes or {})
+
+    async def _negotiate_publish(
+        self,
+        tracks: dict[str, MediaStreamTrack] | None = None,
+        sizes: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
         if self.publish_pc is None:
             self.publish_pc = RTCPeerConnection(self.config)
+            if self.data_channel:  # chat and app messages ride the publish connection
+                self._channel = self.publish_pc.createDataChannel("data")
+                self._channel.on("message", self._channel_message)
         pc = self.publish_pc
         added: dict[str, RTCRtpTransceiver] = {}
-        for source, track in tracks.items():
+        for source, track in (tracks or {}).items():
             added[source] = pc.addTransceiver(track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         for source, transceiver in added.items():
@@ -152,11 +168,26 @@ class RoomClient:
         answer = await self._negotiate("publish", pc.localDescription.sdp, list(self._published.values()))
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
+    def _channel_message(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            with contextlib.suppress(ValueError):
+                event = json.loads(message)
+                if isinstance(event, dict):
+                    self.events.put_nowait(event)
+
     async def send_data(self, data: Any, to: list[str] | None = None) -> None:
+        """A chat/app message: on the data channel when it is open, else on the WebSocket."""
         message: dict[str, Any] = {"type": "data", "data": data}
         if to is not None:
             message["to"] = to
-        await self.send(message)
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(json.dumps(message))
+        else:
+            await self.send(message)
+
+    @property
+    def channel_open(self) -> bool:
+        return self._channel is not None and self._channel.readyState == "open"
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None

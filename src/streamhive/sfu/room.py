@@ -45,6 +45,7 @@ from .speaker import SpeakerDetector
 
 if TYPE_CHECKING:
     from ..config import RoomsConfig
+    from ..servers.datachannel import DataChannels
     from ..servers.webrtc import Peer
     from .grants import RoomGrant
 
@@ -149,6 +150,8 @@ class Publisher:
         self.by_ssrc: dict[int, tuple[PublishedTrack, Layer, bool]] = {}  # ssrc -> (track, layer, is RTX)
         self.ext: dict[str, int] = {}
         self.next_report = 0.0
+        #: The data channels of the publish connection, when the client opened its SCTP section.
+        self.channels: DataChannels | None = None
         self.bridge: Callable[[PublishedTrack, bytes, float], None] | None = None
         self.bridge_report: Callable[[PublishedTrack, SenderReport, float], None] | None = None
 
@@ -163,6 +166,8 @@ class Publisher:
 
     # Peer handler ------------------------------------------------------------------------------
     def connected(self) -> None:
+        if self.channels is not None:
+            self.channels.start()
         for track in self.by_mid.values():
             if track.kind == "video":
                 track.request_keyframe()
@@ -312,6 +317,8 @@ class Publisher:
             self.peer.send_rtcp(serialize_compound(feedback))  # type: ignore[arg-type]
 
     def closed(self, reason: str) -> None:
+        if self.channels is not None:
+            self.channels.close()
         self.participant.peer_closed("publish", reason)
 
 
@@ -504,6 +511,15 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}  # track id -> subscription
         self.quality = "good"
         self.left = False
+        self._window = 0.0
+        self._messages = 0
+
+    def count_message(self, now: float, rate: float) -> bool:
+        """Count one message (signaling or data channel); False past twice ``rate`` in a second."""
+        if now - self._window >= 1.0:
+            self._window, self._messages = now, 0
+        self._messages += 1
+        return self._messages <= 2 * rate
 
     def info(self) -> dict[str, Any]:
         return {
