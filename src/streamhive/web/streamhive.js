@@ -288,6 +288,8 @@ export class Room {
   #publishPc = null;
   /** @type {RTCPeerConnection | null} */
   #subscribePc = null;
+  /** @type {RTCDataChannel | null} the publish connection's "data" channel: chat and app messages */
+  #channel = null;
   #publishing = new Negotiator(() => this.#publishRound());
   #subscribing = new Negotiator(() => this.#subscribeRound());
   #publishPool = new Pool();
@@ -499,7 +501,9 @@ export class Room {
    * @param {string[]} [to]
    */
   send(data, to) {
-    this.#send(to ? { type: 'data', data, to } : { type: 'data', data });
+    const message = to ? { type: 'data', data, to } : { type: 'data', data };
+    if (this.#channel?.readyState === 'open') this.#channel.send(JSON.stringify(message));
+    else this.#send(message);
   }
 
   /** Leave: the server closes the WebSocket; resolves once it is closed and `closed` has fired. */
@@ -683,7 +687,22 @@ export class Room {
    */
   async #publishTracks(stream, describe) {
     if (this.grants.publish === false) throw new Error('this token may not publish');
-    this.#publishPc ??= this.#newPc('publish');
+    if (!this.#publishPc) {
+      this.#publishPc = this.#newPc('publish');
+      // Chat and app messages ride this channel once it opens (the WebSocket until then): the
+      // same `data` messages, kept off the signaling path.
+      const channel = this.#publishPc.createDataChannel('data');
+      channel.addEventListener('message', (event) => {
+        if (typeof event.data !== 'string') return;
+        try {
+          const message = JSON.parse(event.data);
+          if (message?.type === 'data') this.#onServer.data(message);
+        } catch {
+          /* not ours: ignored */
+        }
+      });
+      this.#channel = channel;
+    }
     for (const track of stream.getTracks()) {
       const { source, simulcast, captured } = describe(track);
       const old = this.localTracks.get(source);
