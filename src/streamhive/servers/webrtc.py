@@ -178,6 +178,8 @@ class Peer:
         self.closed = False
         self.close_reason = ""
         self.bad_packets = 0
+        #: Protected packets waiting for the end of this loop turn (``queue_rtp``).
+        self.outbox: list[bytes] = []
 
     def start_dtls(self, role: str) -> None:
         """Take the DTLS role the answer gave us: "server" (setup:passive), else we connect."""
@@ -278,6 +280,28 @@ class Peer:
             return
         self.session.bytes_out += len(data)
         route.send(data)
+
+    def queue_rtp(self, packet: bytes) -> None:
+        """Protect a packet now and send it at the end of this event-loop turn, with whatever else
+        this peer gets meanwhile: a room subscriber is sent a publisher's burst of packets (a
+        drain of the socket) in one ``sendmsg`` with UDP_SEGMENT rather than one per packet."""
+        if self.route is None or self.srtp is None:
+            return
+        try:
+            data = self.srtp.protect(packet)
+        except WebRtcError:
+            self.service.counters["srtp_protect_refused"] += 1
+            return
+        if not self.outbox:
+            self.service.flush_later(self)
+        self.outbox.append(data)
+
+    def flush(self) -> None:
+        packets, self.outbox = self.outbox, []
+        route = self.route
+        if packets and route is not None and not self.closed:
+            self.session.bytes_out += sum(map(len, packets))
+            route.send_many(packets)
 
     def send_app_data(self, data: bytes) -> None:
         """Send DTLS application data (an SCTP packet); dropped before DTLS connects."""
@@ -418,6 +442,7 @@ class WebRtcService:
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_sweep = 0.0
+        self._dirty: list[Peer] = []  # peers with queued packets, flushed once per loop turn
 
     @property
     def cert(self) -> DtlsCertificate:
@@ -579,6 +604,17 @@ class WebRtcService:
     def peer_for_stun(self, data: bytes) -> Peer | None:
         ufrag = stun_username(data)
         return self._by_ufrag.get(ufrag) if ufrag is not None else None
+
+    def flush_later(self, peer: Peer) -> None:
+        if not self._dirty:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        self._dirty.append(peer)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for peer in dirty:
+            peer.flush()
 
     def _drain(self) -> None:
         sock = self.sock

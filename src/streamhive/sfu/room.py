@@ -368,7 +368,7 @@ class Subscription:
         self.octets += len(out) - 12
         self.last_ts = int.from_bytes(out[4:8], "big")
         self.last_sent = now
-        self.subscriber.peer.send_rtp(out)
+        self.subscriber.peer.queue_rtp(out)
 
     def request_keyframe(self) -> None:
         """A keyframe of the layer this subscriber gets (or will get) starts or repairs its video."""
