@@ -355,7 +355,11 @@ class RoomsConfig(_Model):
         gt=0,
         description="Seconds a new WebSocket has to send its join (and a peer to connect) before it is closed.",
     )
-    max_message_bytes: int = Field(65536, ge=1024, description="Largest signaling message accepted.")
+    max_message_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest signaling message accepted (a subscribe offer has a section per track received: ~2.7 kB each from Chrome).",
+    )
     max_messages_per_second: float = Field(
         50.0, gt=0, description="Signaling messages one participant may send per second (burst: twice that)."
     )

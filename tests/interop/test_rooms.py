@@ -324,3 +324,33 @@ async def test_chat_over_data_channels_and_websockets(server: RunningServer) -> 
     finally:
         for client in (alice, bob, carol):
             await client.leave()
+
+
+async def test_abrupt_disconnects_free_their_sessions(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server("max_connections_per_ip: 3\n")
+    for n in range(6):  # twice the limit: each must give its slot back
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(server, "demo")) as ws:
+            await ws.send_str(json.dumps({"type": "join", "identity": f"p{n}"}))
+            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "joined"
+        # closed without a leave
+    await asyncio.sleep(0.5)
+    sessions = await asyncio.to_thread(server.api, "/api/v1/sessions")
+    assert sessions["count"] == 0, sessions  # type: ignore[index]
+
+
+async def test_a_source_must_carry_its_kind(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server(ROOMS_JWT)
+    mic_only = token(sub="mic", grants={"sources": ["microphone"]})
+    client = RoomClient(ws_url(server, "standup"), token=mic_only)
+    await client.join()
+    try:
+        with pytest.raises(RoomError, match="microphone must be audio"):
+            await client.publish({"microphone": PatternVideo()})
+    finally:
+        await client.leave()
+
+
+async def test_address_rules_apply_to_rooms(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server("auth:\n  ip_deny: [127.0.0.0/8]\n")
+    async with aiohttp.ClientSession() as http, http.get(f"{server.http}/rooms/demo/ws") as response:
+        assert response.status == 403

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from ..auth import AuthRequest
+from ..auth.access import AccessDenied
 from ..hub import Session
 from ..protocols.webrtc import WebRtcError
 from ..protocols.webrtc.sdp import LocalIce, SendTrack, answer_play, answer_publish, parse_offer
@@ -48,6 +50,10 @@ log = logging.getLogger("streamhive.rooms")
 MAX_QUEUED_EVENTS = 1000
 #: Bad messages one participant may send before it is closed.
 MAX_BAD_MESSAGES = 20
+#: The most m-sections a room offer may have, whatever the room size allows.
+MAX_ROOM_SECTIONS = 1024
+#: The media kind each source carries.
+SOURCE_KINDS = {"camera": "video", "microphone": "audio", "screen": "video", "screen_audio": "audio"}
 #: Seconds between room housekeeping passes (speakers, quality, empty rooms).
 ROOM_TICK = 0.1
 _PCS = ("publish", "subscribe")
@@ -117,7 +123,13 @@ class RoomService:
         if not valid_room_name(name):
             raise web.HTTPNotFound(text="invalid room name")
         hub = self.server.hub
-        session = Session("room", remote_of(request), query=request.query_string)
+        remote = remote_of(request)
+        if hub.access is not None:  # the address rules (auth.ip_allow / ip_deny, blocked clients)
+            try:
+                await hub.access.check(AuthRequest(f"rooms/{name}", "read", "room", remote), ["open"])
+            except AccessDenied as exc:
+                raise web.HTTPForbidden(text=exc.reason) from None
+        session = Session("room", remote, query=request.query_string)
         if not hub.add_session(session):
             raise web.HTTPServiceUnavailable(text="too many connections")
         ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes, heartbeat=20.0)
@@ -128,20 +140,27 @@ class RoomService:
             await ws.prepare(request)
             channel = Channel(ws)
             participant = await self._join(request, ws, channel, name, session)
-            if participant is None:
-                return ws
-            reason = await self._serve(participant, ws, channel)
-        finally:
             if participant is not None:
-                self._leave(participant, reason)
-            elif channel is not None and channel.closing is None:
-                channel.close(1000, "")
+                reason = await self._serve(participant, ws, channel)
+        except ConnectionError:  # the client went away mid-handshake or mid-message
+            reason = "connection lost"
+        except Exception:
+            log.exception("room %s: signaling failed for %s", name, remote)
+            reason = "internal error"
             if channel is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(channel.writer), 2.0)
-                channel.writer.cancel()
-            session.close_reason = session.close_reason or reason
-            hub.remove_session(session)
+                channel.close(1011, reason)
+        finally:
+            try:
+                if participant is not None:
+                    self._leave(participant, reason)
+                if channel is not None:
+                    channel.close(1000, reason)  # a no-op when a close is already on its way
+                    with contextlib.suppress(TimeoutError, asyncio.CancelledError, ConnectionError):
+                        await asyncio.wait_for(asyncio.shield(channel.writer), 2.0)
+                    channel.writer.cancel()
+            finally:
+                session.close_reason = session.close_reason or reason
+                hub.remove_session(session)
         return ws
 
     async def _join(
@@ -231,7 +250,7 @@ class RoomService:
                     participant.close(1000, "left")
                     return "left"
                 await self._handle(participant, data)
-            except (BadMessage, WebRtcError, ValueError) as exc:
+            except (BadMessage, WebRtcError, ValueError, RecursionError) as exc:
                 bad += 1
                 self.counters["room_bad_messages"] += 1
                 error: dict[str, Any] = {"type": "error", "message": str(exc)[:300]}
@@ -270,7 +289,9 @@ class RoomService:
         tracks = data.get("tracks", [])
         if not isinstance(sdp, str) or not isinstance(tracks, list) or len(tracks) > 64:
             raise BadMessage("an offer needs sdp (string) and tracks (a list)")
-        offer = parse_offer(sdp, self.server.config.webrtc.max_offer_bytes)
+        # A subscriber's offer has a section per track it receives: sized for a full room.
+        sections = self.config.max_participants * self.config.max_tracks + 16
+        offer = parse_offer(sdp, self.config.max_message_bytes, max_media=min(sections, MAX_ROOM_SECTIONS))
         peer = participant.publish_peer if pc == "publish" else participant.subscribe_peer
         fresh = peer is None or peer.closed
         if peer is None or peer.closed:
@@ -317,8 +338,14 @@ class RoomService:
         room = participant.room
         if not participant.tracks and described and room.publishers() >= self.config.max_publishers:
             raise BadMessage("the room has its maximum number of publishers")
-        answer = answer_publish(offer, PUBLISH_CODECS, local, simulcast=True, datachannel=True)
+        answer = answer_publish(
+            offer, PUBLISH_CODECS, local, simulcast=True, datachannel=True, allow_empty=True
+        )
         negotiated = {media.mid: media for media in answer.media}
+        for mid, item in described.items():
+            media = negotiated.get(mid)
+            if media is not None and media.kind != SOURCE_KINDS[item["source"]]:
+                raise BadMessage(f"{item['source']} must be {SOURCE_KINDS[item['source']]}, not {media.kind}")
         previous = participant.tracks
         current: dict[str, PublishedTrack] = {}
         for mid, item in described.items():
@@ -330,7 +357,9 @@ class RoomService:
                 old.media = media
                 current[old.source] = old
             else:
-                current[item["source"]] = PublishedTrack(participant, item["source"], media, item)
+                current[item["source"]] = PublishedTrack(
+                    participant, item["source"], media, item, self.server.config.webrtc.nack_history
+                )
         publisher = participant.publisher
         if publisher is None:
             publisher = participant.publisher = Publisher(participant, peer)
@@ -357,8 +386,7 @@ class RoomService:
 
     def _unpublished(self, participant: Participant, track: PublishedTrack) -> None:
         for subscription in list(track.subscriptions):
-            subscription.subscriber.participant.subscriptions.pop(track.id, None)
-        track.subscriptions.clear()
+            subscription.detach()
         participant.room.broadcast(
             {"type": "track_unpublished", "identity": participant.identity, "track": track.id}
         )
@@ -374,20 +402,21 @@ class RoomService:
             if not isinstance(item, dict) or not isinstance(item.get("mid"), str):
                 raise BadMessage("subscribe tracks are {mid, track}")
             track_id = item.get("track")
+            if not isinstance(track_id, str):
+                raise BadMessage("subscribe tracks are {mid, track}")
             if track_id in room_tracks and room_tracks[track_id].participant is not participant:
                 wanted[item["mid"]] = track_id
         subscriber = participant.subscriber
         if subscriber is None:
             subscriber = participant.subscriber = Subscriber(participant, peer)
             peer.handler = subscriber
-        history = self.server.config.webrtc.nack_history
         subscriptions: dict[str, Subscription] = {}
         send: list[SendTrack] = []
         for mid, track_id in wanted.items():
             track = room_tracks[track_id]
             subscription = participant.subscriptions.get(track_id)
             if subscription is None or subscription.track is not track:
-                subscription = Subscription(subscriber, track, _new_ssrc(participant), history)
+                subscription = Subscription(subscriber, track, _new_ssrc(participant))
             subscriptions[track_id] = subscription
             send.append(
                 SendTrack(
@@ -409,12 +438,9 @@ class RoomService:
                 continue
             subscription.mid = media.mid
             subscription.set_payload_type(media.payload_type)
-        for track_id, subscription in participant.subscriptions.items():
-            if (
-                subscriptions.get(track_id) is not subscription
-                and subscription in subscription.track.subscriptions
-            ):
-                subscription.track.subscriptions.remove(subscription)
+        for track_id, subscription in list(participant.subscriptions.items()):
+            if subscriptions.get(track_id) is not subscription:
+                subscription.detach()
         for subscription in subscriptions.values():
             if subscription not in subscription.track.subscriptions:
                 subscription.track.subscriptions.append(subscription)
@@ -425,19 +451,17 @@ class RoomService:
 
     # -- other messages ----------------------------------------------------------------------------
     def _subscription(self, participant: Participant, data: dict[str, Any]) -> None:
-        subscription = participant.subscriptions.get(data.get("track"))  # type: ignore[arg-type]
+        track = data.get("track")
+        subscription = participant.subscriptions.get(track) if isinstance(track, str) else None
         if subscription is None:
             raise BadMessage("not subscribed to that track")
         height = data.get("height")
         if height is not None:
-            if not isinstance(height, int) or not 0 < height <= 16384:
+            if isinstance(height, bool) or not isinstance(height, int) or not 0 < height <= 16384:
                 raise BadMessage("height must be a positive integer")
             subscription.max_height = height
         if "paused" in data:
-            paused = _bool(data, "paused")
-            if subscription.paused and not paused:
-                subscription.track.request_keyframe(subscription.current_layer())
-            subscription.paused = paused
+            subscription.set_paused(_bool(data, "paused"), self.transport.now())
 
     def _data(self, participant: Participant, data: dict[str, Any]) -> None:
         """A chat/app message, from the WebSocket or a data channel: relayed to each receiver on
@@ -487,8 +511,10 @@ class RoomService:
         if track.muted == muted:
             return
         track.muted = muted
-        if not muted and track.kind == "video":
-            track.request_keyframe()
+        if not muted:
+            now = self.transport.now()
+            for subscription in track.subscriptions:
+                subscription.restart(now)
         participant = track.participant
         participant.room.broadcast(
             {"type": "track_muted", "identity": participant.identity, "track": track.id, "muted": muted}
@@ -638,7 +664,7 @@ class RoomService:
 def _message(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise BadMessage("not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise BadMessage("a message is a JSON object with a string type")

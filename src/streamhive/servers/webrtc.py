@@ -46,6 +46,8 @@ TICK = 0.05
 #: Datagrams read per readiness event before other callbacks get a turn.
 DRAIN_BATCH = 512
 SOCKET_BUFFER = 4 * 1024 * 1024
+#: RTP SSRCs one peer may use (media, RTX and simulcast layers of a few tracks take a dozen).
+MAX_SSRCS = 64
 
 
 class Route(Protocol):
@@ -178,6 +180,8 @@ class Peer:
         self.closed = False
         self.close_reason = ""
         self.bad_packets = 0
+        #: The RTP SSRCs this peer sent: each costs a libsrtp stream, found by a linear scan.
+        self.ssrcs: set[bytes] = set()
         #: Protected packets waiting for the end of this loop turn (``queue_rtp``).
         self.outbox: list[bytes] = []
 
@@ -255,6 +259,12 @@ class Peer:
                 if handler is not None:
                     handler.rtcp(plain, now)
             else:
+                ssrc = data[8:12]
+                if ssrc not in self.ssrcs:
+                    if len(self.ssrcs) >= MAX_SSRCS:  # libsrtp would keep a stream for each
+                        self.service.counters["ssrc_limit"] += 1
+                        return
+                    self.ssrcs.add(ssrc)
                 plain = srtp.unprotect(data)
                 self.session.bytes_in += len(data)
                 if handler is not None:
@@ -264,6 +274,11 @@ class Peer:
             self.bad_packets += 1
             if self.bad_packets == 1 or self.bad_packets % 1000 == 0:
                 log.info("peer %s: dropped SRTP packet (%d so far): %s", self.id, self.bad_packets, exc)
+        except ValueError as exc:  # a packet the handler's parsers refuse (RtpError)
+            self.service.counters["bad_rtp"] += 1
+            self.bad_packets += 1
+            if self.bad_packets == 1 or self.bad_packets % 1000 == 0:
+                log.info("peer %s: dropped RTP/RTCP packet (%d so far): %s", self.id, self.bad_packets, exc)
 
     # -- send -------------------------------------------------------------------------------------
     def send_rtp(self, packet: bytes) -> None:
@@ -637,7 +652,12 @@ class WebRtcService:
                 addr = addr[:2]
             owner = by_addr.get(addr)
             if owner is not None:
-                owner[0].receive(data, owner[1], now)
+                try:
+                    owner[0].receive(data, owner[1], now)
+                except Exception:  # one peer's bug must not stop the drain for every other peer
+                    self.counters["handler_errors"] += 1
+                    log.exception("peer %s: packet handling failed", owner[0].id)
+                    owner[0].close("internal error")
                 continue
             peer = self.peer_for_stun(data) if data[0] < 4 else None
             if peer is None:

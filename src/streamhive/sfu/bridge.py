@@ -63,7 +63,14 @@ class Bridge:
             return
         self.stream = stream
         self.ingest = RtpIngest(stream, medias, reorder=True)
+        self.session.request_keyframe = self.request_keyframe  # readers that lost packets ask
         log.info("room bridge %s: %s", self.path, ", ".join(t.id for t in self.tracks))
+
+    def request_keyframe(self) -> None:
+        """A keyframe of the layer the bridge carries (the top one) from each video track."""
+        for track in self.tracks:
+            if track.kind == "video":
+                track.request_keyframe(len(track.layers) - 1)
 
     def rtp(self, track: PublishedTrack, packet: bytes, now: float) -> None:
         if self.ingest is not None and track.id in self.index:

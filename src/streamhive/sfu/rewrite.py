@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from streamhive.sfu.rtp_ext import extension_span
@@ -31,10 +32,15 @@ _RUNS = 8
 _LATE = 2.0
 
 
+#: ``_source`` after ``cut()``: no input is current, and the next packet continues the numbers.
+_CUT = -1
+
+
 class _Run(NamedTuple):
     source: int
     in_first: int  # input sequence number of the run's first packet, unwrapped
     out_first: int  # output sequence number given to it, unwrapped
+    ts_offset: int  # output timestamp - input timestamp, mod 2**32
 
 
 def _delta16(a: int, b: int) -> int:
@@ -128,7 +134,8 @@ class Rewriter:
             out_first = seq
         else:
             ended = {s: e for s, e in self._ended.items() if now - e[1] < _LATE and s != source}
-            ended[self._source] = (self._in_high & _SEQ_MASK, now)
+            if self._source != _CUT:
+                ended[self._source] = (self._in_high & _SEQ_MASK, now)
             self._ended = ended
             out_first = self._out_high + 1
             elapsed = max(1, round((now - self._last_time) * self.clock_rate))
@@ -136,13 +143,18 @@ class Rewriter:
         self._source = source
         self._in_first = self._in_high = seq
         self._out_delta = out_first - seq
-        self._runs.append(_Run(source, seq, out_first))
+        self._runs.append(_Run(source, seq, out_first, self._ts_offset))
 
-    def original(self, seq: int) -> tuple[int, int] | None:
-        """(source, its sequence number) that output ``seq`` was made from, for a NACK.
+    def cut(self, now: float) -> None:
+        """End the current run: the next packet starts a new one even from the same source, right
+        after the last number sent. For a pause or a mute, whose skipped packets would otherwise
+        look lost to the subscriber (NACKs for packets it must not get, then delta frames)."""
+        if self._source is not None and self._source != _CUT:
+            self._ended[self._source] = (self._in_high & _SEQ_MASK, now)
+            self._source = _CUT
 
-        None for a number not sent yet, or older than the runs remembered.
-        """
+    def _run_of(self, seq: int) -> tuple[_Run, int] | None:
+        """The run output ``seq`` belongs to and its input sequence number, unwrapped."""
         if not self._runs:
             return None
         ext = self._out_high + _delta16(seq, self._out_high & _SEQ_MASK)
@@ -150,9 +162,34 @@ class Rewriter:
             return None
         for run in reversed(self._runs):
             if ext >= run.out_first:
-                return run.source, (run.in_first + ext - run.out_first) & _SEQ_MASK
+                return run, run.in_first + ext - run.out_first
         return None
 
-    def out_timestamp(self, source_ts: int) -> int:
-        """The output timestamp for ``source_ts`` of the current run (for our Sender Reports)."""
-        return (source_ts + self._ts_offset) & _TS_MASK
+    def original(self, seq: int) -> tuple[int, int] | None:
+        """(source, its sequence number) that output ``seq`` was made from, for a NACK.
+
+        None for a number not sent yet, or older than the runs remembered.
+        """
+        found = self._run_of(seq)
+        return (found[0].source, found[1] & _SEQ_MASK) if found is not None else None
+
+    def resend(self, seq: int, lookup: Callable[[int, int], bytes | None]) -> bytes | None:
+        """Output packet ``seq`` again, rebuilt from its input, for a NACK: ``lookup(source,
+        sequence)`` finds the input packet (a history per publisher layer, shared by every
+        subscriber, rather than a copy of what each was sent). None when it is gone."""
+        found = self._run_of(seq)
+        if found is None:
+            return None
+        run, ext = found
+        packet = lookup(run.source, ext & _SEQ_MASK)
+        if packet is None:
+            return None
+        start, end = extension_span(packet)
+        header = _HEADER.pack(
+            packet[0] & ~_X,
+            (packet[1] & _MARKER) | self.payload_type,
+            seq & _SEQ_MASK,
+            (int.from_bytes(packet[4:8], "big") + run.ts_offset) & _TS_MASK,
+            self.ssrc,
+        )
+        return b"".join((header, packet[12:start], packet[end:]))

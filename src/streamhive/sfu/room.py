@@ -29,9 +29,10 @@ from ..formats.rtp.rtcp import (
     Nack,
     Pli,
     ReceiverReport,
+    ReceiverStats,
     Remb,
-    ReportBlock,
     SenderReport,
+    ntp_middle32,
     parse_compound,
     serialize_compound,
     unix_to_ntp,
@@ -59,24 +60,43 @@ KEYFRAME_INTERVAL = 0.5
 REPORT_INTERVAL = 1.0
 #: Seconds between simulcast layer decisions per subscriber.
 SELECT_INTERVAL = 0.5
+#: What a subscriber's bandwidth split sets aside for each track without simulcast (bit/s).
+FIXED_TRACK_BITRATE = 64_000
 #: Retransmissions one subscriber may get per second (a NACK storm must not become a flood).
 MAX_RESENDS_PER_SECOND = 300
-#: Simulcast rids the SDK uses, lowest first; other clients' rids sort by these known names.
-_RID_ORDER = {"q": 0, "l": 0, "h": 1, "m": 1, "f": 2}
+#: Known simulcast rid namings, lowest layer first: the SDK's (and LiveKit's) quarter/half/full,
+#: and low/medium/high (Chrome's WHIP examples, Janus).
+_RID_SCHEMES = (("q", "h", "f"), ("l", "m", "h"))
 _SEQ = struct.Struct("!H")
+
+
+def layer_order(rids: list[str]) -> list[str]:
+    """The rids lowest layer first: by a known naming when all rids follow one, else the reverse
+    of the offer's order (clients list their preferred, normally highest, stream first)."""
+    for scheme in _RID_SCHEMES:
+        if set(rids) <= set(scheme):
+            return sorted(rids, key=scheme.index)
+    return rids[::-1]
 
 
 class Layer:
     """One simulcast stream of a published track (the only one without simulcast)."""
 
-    __slots__ = ("index", "rid", "ssrc", "meter", "nack", "keyframes", "keyframe_wanted", "seen", "last_pli")
+    __slots__ = (
+        "index", "rid", "ssrc", "meter", "nack", "history", "stats", "keyframes", "keyframe_wanted", "seen",
+        "last_pli",
+    )  # fmt: skip
 
-    def __init__(self, index: int, rid: str) -> None:
+    def __init__(self, index: int, rid: str, history: int) -> None:
         self.index = index
         self.rid = rid
         self.ssrc: int | None = None
         self.meter = LayerMeter()
         self.nack = NackTracker()
+        #: What came in, for every subscriber's NACKs (Rewriter.resend maps their numbers here).
+        self.history = RtpHistory(history)
+        #: Reception statistics for our receiver reports (loss, jitter, LSR/DLSR).
+        self.stats = ReceiverStats()
         self.keyframes = 0
         self.keyframe_wanted = False
         self.seen = 0  # keyframes when the current request began
@@ -87,7 +107,12 @@ class PublishedTrack:
     """A track a participant publishes, and everyone subscribed to it."""
 
     def __init__(
-        self, participant: Participant, source: str, media: NegotiatedMedia, info: dict[str, Any]
+        self,
+        participant: Participant,
+        source: str,
+        media: NegotiatedMedia,
+        info: dict[str, Any],
+        history: int,
     ) -> None:
         self.participant = participant
         self.source = source
@@ -100,8 +125,8 @@ class PublishedTrack:
         assert codec is not None  # answer_publish accepts only formats we have a payload format for
         #: The hub's description of it, for matching a subscriber's payload type to its profile.
         self.track = codec.track_from_sdp(media.fmt)
-        rids = sorted(media.rids, key=lambda rid: _RID_ORDER.get(rid, 3)) if media.rids else [""]
-        self.layers = [Layer(i, rid) for i, rid in enumerate(rids)]
+        rids = layer_order(media.rids) if media.rids else [""]
+        self.layers = [Layer(i, rid, history if media.kind == "video" else 1) for i, rid in enumerate(rids)]
         self.width = _dimension(info.get("width"))
         self.height = _dimension(info.get("height"))
         self.muted = False
@@ -127,6 +152,10 @@ class PublishedTrack:
             "height": self.height,
             "simulcast": self.simulcast,
         }
+
+    def packet(self, layer: int, seq: int) -> bytes | None:
+        """A packet of one layer still in its history (for ``Rewriter.resend``)."""
+        return self.layers[layer].history.get(seq) if 0 <= layer < len(self.layers) else None
 
     def request_keyframe(self, layer: int | None = None) -> None:
         """Ask the publisher for a keyframe on one layer (every layer when None), until one comes."""
@@ -194,9 +223,11 @@ class Publisher:
             return
         seq = _SEQ.unpack_from(packet, 2)[0]
         layer.meter.packet(len(packet), now)
+        layer.stats.update(seq, int.from_bytes(packet[4:8], "big"), int(now * track.clock_rate))
         keyframe = False
         if track.kind == "video":
             layer.nack.packet(seq, now)
+            layer.history.add(seq, packet)
             keyframe = is_keyframe(track.codec, packet[payload_at:])
             if keyframe:
                 layer.keyframes += 1
@@ -259,7 +290,7 @@ class Publisher:
             payload = payload[: len(payload) - pad]
         self.peer.service.counters["room_rtx_from_publishers"] += 1
         header = bytearray(packet[:12])
-        header[0] &= 0xCF  # no padding, no extension (the original's extensions are not needed)
+        header[0] &= 0xC0  # version only: no padding, extension or CSRCs (all after the header)
         header[1] = (header[1] & 0x80) | track.media.payload_type
         header[2:4] = payload[:2]
         header[8:12] = layer.ssrc.to_bytes(4, "big")
@@ -276,8 +307,6 @@ class Publisher:
             room.speakers.level(self.participant.identity, level, now)
 
     def rtcp(self, packet: bytes, now: float) -> None:
-        if self.bridge_report is None:
-            return
         try:
             items = parse_compound(packet)
         except RtpError:
@@ -285,8 +314,12 @@ class Publisher:
         for item in items:
             if isinstance(item, SenderReport):
                 entry = self.by_ssrc.get(item.ssrc)
-                if entry is not None and entry[1].index == len(entry[0].layers) - 1:
-                    self.bridge_report(entry[0], item, now)
+                if entry is None or entry[2]:
+                    continue
+                track, layer, _rtx = entry
+                layer.stats.sender_report_received(ntp_middle32(item.ntp_timestamp), now)
+                if self.bridge_report is not None and layer.index == len(track.layers) - 1:
+                    self.bridge_report(track, item, now)
 
     def tick(self, now: float) -> None:
         feedback: list[object] = []
@@ -307,10 +340,11 @@ class Publisher:
                     counters["room_keyframe_requests"] += 1
         if now >= self.next_report:
             self.next_report = now + REPORT_INTERVAL
-            ssrcs = [layer.ssrc for t in self.by_mid.values() for layer in t.layers if layer.ssrc is not None]
+            layers = [layer for t in self.by_mid.values() for layer in t.layers if layer.ssrc is not None]
+            ssrcs = [layer.ssrc for layer in layers if layer.ssrc is not None]
             if ssrcs:
-                blocks = tuple(ReportBlock(ssrc, 0, 0, 0, 0, 0, 0) for ssrc in ssrcs[:31])
-                feedback.append(ReceiverReport(FEEDBACK_SSRC, blocks))
+                blocks = tuple(layer.stats.report_block(layer.ssrc, now) for layer in layers if layer.ssrc)
+                feedback.append(ReceiverReport(FEEDBACK_SSRC, blocks[:31]))
                 bitrate = self.participant.room.config_publish_bitrate
                 feedback.append(Remb(FEEDBACK_SSRC, bitrate, ssrcs))
         if feedback:
@@ -325,7 +359,7 @@ class Publisher:
 class Subscription:
     """One track sent to one subscriber: its layer choice, rewriter and retransmission history."""
 
-    def __init__(self, subscriber: Subscriber, track: PublishedTrack, ssrc: int, history: int) -> None:
+    def __init__(self, subscriber: Subscriber, track: PublishedTrack, ssrc: int) -> None:
         self.subscriber = subscriber
         self.track = track
         self.ssrc = ssrc
@@ -333,7 +367,6 @@ class Subscription:
         self.payload_type = track.media.payload_type
         self.rewriter = Rewriter(ssrc, self.payload_type, track.clock_rate)
         self.selector = LayerSelector() if track.simulcast else None
-        self.history = RtpHistory(history) if track.kind == "video" else None
         self.max_height: int | None = None
         self.paused = False
         #: Video starts at a keyframe (the selector does this for simulcast tracks).
@@ -362,8 +395,6 @@ class Subscription:
         out = self.rewriter.rewrite(packet, layer.index, now)
         if out is None:
             return
-        if self.history is not None:
-            self.history.add(_SEQ.unpack_from(out, 2)[0], out)
         self.packets += 1
         self.octets += len(out) - 12
         self.last_ts = int.from_bytes(out[4:8], "big")
@@ -375,6 +406,38 @@ class Subscription:
         if self.track.kind == "video":
             self.track.request_keyframe(self.current_layer())
 
+    def resend(self, seq: int) -> bytes | None:
+        """What was sent as ``seq``, rebuilt from the publisher layer's history (for a NACK)."""
+        return self.rewriter.resend(seq, self.track.packet)
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        if paused != self.paused:
+            self.paused = paused
+            if not paused:
+                self.restart(now)
+
+    def restart(self, now: float) -> None:
+        """Forwarding resumes after a pause or a mute: a new run (no gap the subscriber would NACK)
+        starting at a keyframe."""
+        self.rewriter.cut(now)
+        if self.track.kind == "video":
+            if self.selector is not None:
+                self.selector.current = None
+            else:
+                self.started = False
+            self.request_keyframe()
+
+    def detach(self) -> None:
+        """Stop forwarding this track to this subscriber, everywhere it is referenced."""
+        if self in self.track.subscriptions:
+            self.track.subscriptions.remove(self)
+        subscriber = self.subscriber
+        if subscriber.by_ssrc.get(self.ssrc) is self:
+            del subscriber.by_ssrc[self.ssrc]
+        participant = subscriber.participant
+        if participant.subscriptions.get(self.track.id) is self:
+            del participant.subscriptions[self.track.id]
+
     def current_layer(self) -> int:
         selector = self.selector
         if selector is None:
@@ -382,17 +445,17 @@ class Subscription:
         current = selector.current
         return current if current is not None else selector.target
 
-    def select(self, now: float) -> None:
-        """Pick the layer that fits this subscriber's size and bandwidth; ask for its keyframe."""
+    def select(self, bandwidth: int | None, now: float) -> None:
+        """Pick the layer that fits this subscriber's size and its share of the bandwidth; ask for
+        that layer's keyframe (not while nothing is forwarded: paused or muted)."""
         selector = self.selector
         if selector is None:
             return
         track = self.track
         bitrates = [layer.meter.bitrate(now) for layer in track.layers]
         active = [layer.meter.active(now) for layer in track.layers]
-        bandwidth = self.subscriber.bandwidth.value(now)
         selector.choose(track.heights(), bitrates, active, self.max_height, bandwidth, now)
-        if selector.wants_keyframe:
+        if selector.wants_keyframe and not self.paused and not track.muted:
             track.request_keyframe(selector.target)
         if selector.current is not None and selector.current != self.last_layer:
             self.last_layer = selector.current
@@ -403,7 +466,9 @@ class Subscription:
             return None
         elapsed = max(0.0, now - self.last_sent)
         rtp_ts = (self.last_ts + int(elapsed * self.track.clock_rate)) & 0xFFFFFFFF
-        return SenderReport(self.ssrc, unix_to_ntp(time.time()), rtp_ts, self.packets, self.octets)
+        return SenderReport(
+            self.ssrc, unix_to_ntp(time.time()), rtp_ts, self.packets & 0xFFFFFFFF, self.octets & 0xFFFFFFFF
+        )
 
 
 class Subscriber:
@@ -454,7 +519,7 @@ class Subscriber:
 
     def _resend(self, nack: Nack, now: float) -> None:
         subscription = self.by_ssrc.get(nack.media_ssrc)
-        if subscription is None or subscription.history is None:
+        if subscription is None or subscription.track.kind != "video":
             return
         if now - self.resend_window >= 1.0:
             self.resend_window, self.resends = now, 0
@@ -463,7 +528,7 @@ class Subscriber:
             if self.resends >= MAX_RESENDS_PER_SECOND:
                 counters["room_resends_capped"] += 1
                 return
-            packet = subscription.history.get(seq)
+            packet = subscription.resend(seq)
             if packet is None:
                 counters["room_nack_misses"] += 1
                 continue
@@ -474,13 +539,24 @@ class Subscriber:
     def tick(self, now: float) -> None:
         if now >= self.next_select:
             self.next_select = now + SELECT_INTERVAL
-            for subscription in self.by_ssrc.values():
-                subscription.select(now)
+            subscriptions = list(self.by_ssrc.values())
+            video = [s for s in subscriptions if s.selector is not None and not s.paused]
+            share = self._video_share(len(subscriptions) - len(video), len(video), now)
+            for subscription in video:
+                subscription.select(share, now)
         if now >= self.next_report:
             self.next_report = now + REPORT_INTERVAL
             reports = [r for s in self.by_ssrc.values() if (r := s.sender_report(now)) is not None]
             if reports:
                 self.peer.send_rtcp(serialize_compound(reports))
+
+    def _video_share(self, others: int, videos: int, now: float) -> int | None:
+        """The estimate split evenly between simulcast videos, after audio and single-layer tracks
+        (their rate cannot be chosen) take what they need: one REMB covers the connection."""
+        total = self.bandwidth.value(now)
+        if total is None or not videos:
+            return None
+        return max(0, total - others * FIXED_TRACK_BITRATE) // videos
 
     def closed(self, reason: str) -> None:
         self.participant.peer_closed("subscribe", reason)
@@ -578,12 +654,9 @@ class Room:
         del self.participants[participant.identity]
         for track in participant.tracks.values():
             for subscription in list(track.subscriptions):
-                subscription.subscriber.participant.subscriptions.pop(track.id, None)
-            track.subscriptions.clear()
-        for subscription in participant.subscriptions.values():
-            if subscription in subscription.track.subscriptions:
-                subscription.track.subscriptions.remove(subscription)
-        participant.subscriptions.clear()
+                subscription.detach()
+        for subscription in list(participant.subscriptions.values()):
+            subscription.detach()
         self.speakers.remove(participant.identity)
         if participant.identity in self.active_speakers:
             self.active_speakers.remove(participant.identity)
@@ -597,14 +670,14 @@ class Room:
             self.active_speakers = [s for s in speakers if s in self.participants]
             self.broadcast({"type": "active_speaker", "speakers": self.active_speakers})
             if self.config.last_n:
-                self._apply_last_n()
+                self._apply_last_n(now)
         for participant in list(self.participants.values()):
             quality = participant.quality_now()
             if quality != participant.quality:
                 participant.quality = quality
                 self.broadcast({"type": "quality", "identity": participant.identity, "quality": quality})
 
-    def _apply_last_n(self) -> None:
+    def _apply_last_n(self, now: float) -> None:
         """Forward video of the N most recent speakers only (and of anyone sharing a screen)."""
         keep = set(self.active_speakers[: self.config.last_n])
         for participant in self.participants.values():
@@ -612,7 +685,4 @@ class Room:
                 track = subscription.track
                 if track.source == "camera":
                     paused = track.participant.identity not in keep and bool(self.active_speakers)
-                    if subscription.paused != paused:
-                        subscription.paused = paused
-                        if not paused:
-                            track.request_keyframe(subscription.current_layer())
+                    subscription.set_paused(paused, now)

@@ -278,7 +278,7 @@ class Answer:
 # offers
 
 
-def parse_offer(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Offer:
+def parse_offer(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, max_media: int = MAX_MEDIA) -> Offer:
     """Parse a WHIP/WHEP offer; raise SdpNegotiationError when no answer is possible.
 
     Raised for: malformed or oversized SDP, no media, missing or malformed ICE credentials or
@@ -286,7 +286,7 @@ def parse_offer(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Offer:
     sections without a BUNDLE group (we have one transport).
     """
     try:
-        session = parse_sdp(text, max_bytes=max_bytes, max_media=MAX_MEDIA)
+        session = parse_sdp(text, max_bytes=max_bytes, max_media=max_media)
     except SdpError as exc:
         raise SdpNegotiationError(f"malformed SDP offer: {exc}") from exc
     if not session.media:
@@ -663,6 +663,7 @@ def answer_publish(
     local: LocalIce,
     simulcast: bool = False,
     datachannel: bool = False,
+    allow_empty: bool = False,
 ) -> Answer:
     """Answer a WHIP offer: receive each sending section with one codec from ``accept``.
 
@@ -671,7 +672,8 @@ def answer_publish(
     normally its highest layer) and answers ``a=simulcast:recv`` with just that rid, so the
     client stops sending the others; rooms (``simulcast=True``) take every layer.
     ``datachannel=True`` (rooms) accepts a data channel section; an offer with nothing else is
-    then answerable.
+    then answerable. ``allow_empty`` (rooms) answers an offer with nothing to receive, every
+    section inactive: a participant that unpublished its last track keeps its connection.
     """
     channel, rejected = _datachannel(offer, datachannel)
     negotiated: list[NegotiatedMedia] = []
@@ -715,7 +717,7 @@ def answer_publish(
                 rtx_payload_type=rtx if media.kind == "video" else None,
             )
         )
-    if not negotiated and channel is None:
+    if not negotiated and channel is None and not allow_empty:
         taken = "; ".join(f"{kind} {'/'.join(names)}" for kind, names in accept.items() if names) or "nothing"
         raise SdpNegotiationError(f"nothing to publish: {_summary(offer, rejected)}; we take {taken}")
     return _answer(offer, local, negotiated, rejected, [], {}, "", channel)
