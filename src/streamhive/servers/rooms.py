@@ -198,6 +198,9 @@ class RoomService:
             room = self.rooms[name] = Room(name, self.config, self.server.config.webrtc.publish_bitrate)
             self._start_ticker()
         old = room.participants.get(grant.identity)
+        if old is not None and old.grant.expires is not None and grant.expires is None:
+            channel.close(4003, "that identity is in use by a token holder")  # no guest takeovers
+            return None
         if old is not None:
             old.close(4010, "the same identity joined again")
             self._leave(old, "the same identity joined again")
