@@ -27,18 +27,20 @@ window (``--seconds`` minus 3 s of settling). Per step: kept up, server CPU %, s
 forwarded streams per core, packets/s, received kbit/s, loss, freezes, first packet and time to a
 keyframe of every video.
 
-``--two-servers S``: a stand-in for two workers, which streamhive's rooms do not have yet: two
-independent ``streamhive serve`` processes, on CPU 0 and CPU 1, each holding one room (P
-publishers and S/2 subscribers), with the two load clients unpinned; the total over both. It is
-*not* one server with two workers (no shared room, no cross-worker forwarding), and on this
-2-core machine the clients share the servers' CPUs.
+``--workers-run S``: ONE ``streamhive serve`` with ``rooms.workers: 2``, unpinned (each worker
+pins itself, worker i to CPU i), two rooms whose names map to different workers
+(``crc32(name) % 2``), P publishers and S/2 subscribers in each, one load client per room
+(unpinned); the server's CPU is the sum over the main process (the front: it only relays
+signaling) and its worker children over the first client's window, each process's share shown
+too. On this 2-core machine the clients share the workers' CPUs.
 
 ``--profile S``: one more streamhive step of S subscribers with py-spy on the server for the
 steady window (bench/roomclient.py ``--profile``): how forwarding's time splits into SRTP
 protect, ``Rewriter.rewrite``, sending (``UdpRoute.send``: ``sendto``) and the rest.
 
     python bench/run_room.py                                  # about 3 minutes
-    python bench/run_room.py --steps 50,100 --publishers 2,4 --two-servers 100 --profile 100
+    python bench/run_room.py --servers "" --workers-run 100    # only the 2-worker run
+    python bench/run_room.py --steps 50,100 --publishers 2,4 --workers-run 100 --profile 100
 
 Results go to bench/results/room-<date>.json and a Markdown table with the streamhive/Janus ratios.
 """
@@ -47,14 +49,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,7 +72,7 @@ from bench.compare import _terminate, _track  # noqa: E402
 from bench.loadclient import raise_fd_limit  # noqa: E402
 from bench.roomclient import JANUS_ROOM, SETTLE_S  # noqa: E402
 from bench.run_hls import StallProbe, stalls_line  # noqa: E402
-from bench.run_rtsp import Window  # noqa: E402
+from bench.run_rtsp import Window, cpu_busy  # noqa: E402
 from bench.run_spine import (  # noqa: E402
     NO_RTSP,
     fmt,
@@ -76,9 +81,11 @@ from bench.run_spine import (  # noqa: E402
     pinned,
     print_report,
     report_header,
+    rss_mib,
     run_marked,
     start_server,
     stop,
+    wait_for_port,
     write_report,
 )
 from bench.run_webrtc import (  # noqa: E402
@@ -92,13 +99,20 @@ from bench.run_webrtc import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Room workers of ``--workers-run``: one per core of this 2-core machine.
+WORKERS = 2
+#: A worker's columns in the ``--workers-run`` table, after its CPU and RSS (none for the front).
+ROOM_COLUMNS = (
+    "room_subscribers", "kept_up", "subscribers_per_core", "streams_per_core", "packets_per_s",
+    "loss_pct", "freezes", "client_cpu_pct",
+)  # fmt: skip
 
 
 # -- the servers ----------------------------------------------------------------------------------
-def streamhive_config(work: Path, name: str) -> tuple[Path, int]:
-    """Rooms on free loopback ports (ICE on UDP only), the bridge to hub paths off; returns the
-    config and the HTTP port."""
-    http_port, ice_port = free_port(), free_udp_port()
+def streamhive_config(work: Path, name: str, workers: int = 1) -> tuple[Path, int]:
+    """Rooms on free loopback ports (ICE on UDP only), the bridge to hub paths off, in ``workers``
+    worker processes; returns the config and the HTTP port."""
+    http_port, ice_port = free_port(), free_udp_run(1 + workers if workers > 1 else 1)
     config = work / f"{name}.yaml"
     config.write_text(
         f'rtmp:\n  listen: "127.0.0.1:{free_port()}"\n'
@@ -106,8 +120,35 @@ def streamhive_config(work: Path, name: str) -> tuple[Path, int]:
         f"{NO_RTSP}"
         f'webrtc:\n  listen: "127.0.0.1:{ice_port}"\n  tcp: false\n'
         "rooms:\n  max_participants: 1000\n  max_publishers: 64\n  bridge: false\n"
+        + (f"  workers: {workers}\n" if workers > 1 else "")
     )
     return config, http_port
+
+
+def free_udp_run(count: int) -> int:
+    """A free loopback UDP port whose next ``count - 1`` ports are free too: room worker ``i``
+    listens on ``webrtc.listen``'s port + 1 + ``i``, and a taken one would fail its start."""
+    for _ in range(100):
+        port = free_udp_port()
+        if port + count <= 65536 and all(_udp_free(port + k) for k in range(1, count)):
+            return port
+    raise RuntimeError(f"no run of {count} free UDP ports")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def worker_room(index: int, workers: int) -> str:
+    """The first room name ``w<index>-<k>`` that streamhive gives to worker ``index`` (the front's
+    ``RoomWorkers.worker_for``: ``crc32(name) % workers``)."""
+    names = (f"w{index}-{k}" for k in itertools.count())
+    return next(name for name in names if zlib.crc32(name.encode()) % workers == index)
 
 
 def janus_room_config(work: Path, lib: Path, http_port: int, event_loops: int) -> Path:
@@ -173,9 +214,14 @@ def step_row(summary: dict[str, Any], cpu: dict[str, Any] | None, rss: float | N
         "others_on_cpu0_pct": cpu["others_on_cpu0_pct"] if cpu else None,
         "cpu1_busy_pct": cpu["cpu1_busy_pct"] if cpu else None,
         "server_rss_mib": round(rss, 1) if rss is not None else None,
-        "subscribers_per_core": round(subscribers / (cpu_pct / 100)) if cpu_pct and subscribers else None,
-        "streams_per_core": round(streams / (cpu_pct / 100)) if cpu_pct and streams else None,
+        "subscribers_per_core": per_core(subscribers, cpu_pct),
+        "streams_per_core": per_core(streams, cpu_pct),
     }
+
+
+def per_core(count: int, cpu_pct: float | None) -> int | None:
+    """``count`` (subscribers or forwarded streams) scaled to one full core of server CPU."""
+    return round(count / (cpu_pct / 100)) if cpu_pct and count else None
 
 
 def print_step(name: str, row: dict[str, Any]) -> None:
@@ -283,59 +329,167 @@ def bench_janus(args: argparse.Namespace, work: Path, t_start: float) -> dict[st
         stop(server)
 
 
-def bench_two_servers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Two streamhive processes (CPU 0 and CPU 1), one room each, P publishers and S/2
-    subscribers per room; the clients unpinned. The CPU window is the first client's."""
-    p, n = args.publishers[0], args.two_servers
-    servers = []
+def bench_workers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One streamhive with ``rooms.workers: 2``, a room on each worker with P publishers and
+    half the subscribers, one unpinned client per room; the CPU of the main process and of each
+    worker over the first client's window, and their sum per core as in the single-server steps."""
+    p, n = args.publishers[0], args.workers_run
+    config, http_port = streamhive_config(work, "workers", WORKERS)
+    server = _track(start_unpinned(config, work / "workers.log", http_port))
+    clients: list[subprocess.Popen[bytes]] = []
     try:
-        for cpu in (0, 1):
-            config, http_port = streamhive_config(work, f"two-{cpu}")
-            server = _track(start_server(config, work / f"two-{cpu}.log", http_port))
-            subprocess.run(
-                ["taskset", "-a", "-cp", str(cpu), str(server.pid)], check=False, capture_output=True
-            )
-            servers.append((server, f"ws://127.0.0.1:{http_port}/rooms/half-{cpu}/ws"))
-        pids = [s.pid for s, _ in servers]
-        other = _track(subprocess.Popen(
-            [*client_cmd(servers[1][1], p, n - n // 2, args.seconds, args), "--json", str(work / "two-1.json")],
-            cwd=ROOT, stdout=subprocess.DEVNULL,
-        ))  # fmt: skip
-        first = [
-            *client_cmd(servers[0][1], p, n // 2, args.seconds, args),
-            "--json",
-            str(work / "two-0.json"),
-        ]
-        cpu, rss = run_marked(
-            first, pids[0], n / max(args.ramp, 1) + args.seconds + 90, lambda: _windows(pids)
+        workers = room_workers(server.pid)  # started before HTTP listens, so all there by now
+        if len(workers) != WORKERS:
+            raise RuntimeError(f"{len(workers)} room workers running, not {WORKERS}")
+        rooms = [worker_room(i, WORKERS) for i in range(WORKERS)]
+        cmds = [
+            [*run_webrtc.NICE, *client_cmd(f"ws://127.0.0.1:{http_port}/rooms/{room}/ws", p,
+             n // WORKERS + (i < n % WORKERS), args.seconds, args), "--json", str(work / f"workers-{i}.json")]
+            for i, room in enumerate(rooms)
+        ]  # fmt: skip
+        clients = [_track(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)) for cmd in cmds[1:]]
+        pids = [server.pid, *workers]
+        window, _ = run_marked(
+            cmds[0], server.pid, n / max(args.ramp, 1) + args.seconds + 90, lambda: _windows(pids)
         )
-        other.wait(timeout=60)
-        halves = [json.loads((work / f"two-{i}.json").read_text())["summary"] for i in (0, 1)]
-        per_server = [
-            step_row(h, {"cpu_pct": c, "others_on_cpu0_pct": None, "cpu1_busy_pct": None}, None)
-            for h, c in zip(halves, cpu["each"] if cpu else [None, None], strict=True)
-        ]
-        total_cpu = cpu["cpu_pct"] if cpu else None
-        streams = sum(h["forwarded_streams"] for h in halves)
-        return {
-            "publishers_per_room": p,
-            "subscribers": n,
-            "kept_up": sum(h["kept_up"] for h in halves),
-            "server_cpu_pct": total_cpu,
-            "subscribers_per_core": round(n / (total_cpu / 100)) if total_cpu else None,
-            "streams_per_core": round(streams / (total_cpu / 100)) if total_cpu else None,
-            "servers": per_server,
-            "rss_mib_first": round(rss, 1) if rss is not None else None,
-        }
+        for client in clients:
+            client.wait(timeout=60)
+        halves = [json.loads((work / f"workers-{i}.json").read_text())["summary"] for i in range(WORKERS)]
+        return workers_result(p, halves, pids, window)
     finally:
-        for server, _ in servers:
-            stop(server)
+        for client in clients:
+            stop(client)
+        stop(server)
+
+
+def start_unpinned(config: Path, log_path: Path, http_port: int) -> subprocess.Popen[bytes]:
+    """run_spine.start_server without its pin to CPU 0 (and niced like everything started): a
+    room worker pins itself to CPU ``index % n`` of the ``n`` it inherits, so under a pinned
+    main process every worker would share CPU 0."""
+    exe = Path(sys.executable).parent / "streamhive"
+    serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [*run_webrtc.NICE, *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port(http_port, server)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def room_workers(pid: int) -> list[int]:
+    """The room worker processes of the main process ``pid``, in index order: its children, each
+    started as ``python -m <worker module> INDEX`` (the index is the last argument)."""
+    by_index = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        by_index[int(argv[-1])] = int(child)
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def cpus_allowed(pid: int) -> str:
+    """The CPUs ``pid`` may run on (``Cpus_allowed_list``): a worker shows the one it pinned."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(
+        line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list")
+    )
 
 
 def _windows(pids: list[int]) -> Callable[[], dict[str, Any]]:
-    """A CPU window of all ``pids`` together, with each one's CPU% under ``each``."""
+    """A CPU window of all ``pids`` together with each one's CPU% and RSS, and how busy the
+    whole machine was (to tell what other processes took)."""
+    t, busy = time.monotonic(), _machine_busy()
     joint, each = Window(pids), [Window([pid]) for pid in pids]
-    return lambda: {**joint.read(), "each": [w.read()["cpu_pct"] for w in each]}
+
+    def read() -> dict[str, Any]:
+        machine = 100 * (_machine_busy() - busy) / (time.monotonic() - t)
+        return {
+            "cpu_pct": joint.read()["cpu_pct"],
+            "each": [w.read()["cpu_pct"] for w in each],
+            "rss_mib": [round(rss_mib(pid), 1) for pid in pids],
+            "cpus": [cpus_allowed(pid) for pid in pids],
+            "machine_busy_pct": round(machine, 1),
+        }
+
+    return read
+
+
+def _machine_busy() -> float:
+    return sum(cpu_busy(cpu) for cpu in range(os.cpu_count() or 1))
+
+
+def workers_result(
+    publishers: int, halves: list[dict[str, Any]], pids: list[int], window: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The 2-worker run's totals (subscribers and streams per core of the summed CPU, as
+    ``step_row``) and one row per process: the front (room none) and each worker with its room."""
+    subscribers = sum(h["subscribers"] for h in halves)
+    streams = sum(h["forwarded_streams"] for h in halves)
+    cpu = window["cpu_pct"] if window else None
+    clients = sum(h["client_cpu_pct"] for h in halves)
+    processes = [
+        {
+            "role": "front" if i == 0 else f"worker {i - 1}",
+            "pid": pid,
+            "cpus": window["cpus"][i] if window else None,
+            "cpu_pct": window["each"][i] if window else None,
+            "rss_mib": window["rss_mib"][i] if window else None,
+            **(_room_row(halves[i - 1], window["each"][i] if window else None) if i else {}),
+        }
+        for i, pid in enumerate(pids)
+    ]
+    return {
+        "workers": len(halves),
+        "publishers_per_room": publishers,
+        "subscribers": subscribers,
+        "forwarded_streams": streams,
+        "kept_up": sum(h["kept_up"] for h in halves),
+        "server_cpu_pct": cpu,
+        "subscribers_per_core": per_core(subscribers, cpu),
+        "streams_per_core": per_core(streams, cpu),
+        "clients_cpu_pct": round(clients, 1),
+        "machine_busy_pct": window["machine_busy_pct"] if window else None,
+        "others_pct": round(max(0.0, window["machine_busy_pct"] - cpu - clients), 1)
+        if window and cpu
+        else None,
+        "processes": processes,
+    }
+
+
+def _room_row(s: dict[str, Any], cpu_pct: float | None) -> dict[str, Any]:
+    """One worker's room (``s``: its client's summary) with per core figures of that worker's CPU."""
+    return {
+        "room_subscribers": s["subscribers"],
+        "kept_up": s["kept_up"],
+        "subscribers_per_core": per_core(s["subscribers"], cpu_pct),
+        "streams_per_core": per_core(s["forwarded_streams"], cpu_pct),
+        "packets_per_s": s["steady_packets_per_s"],
+        "loss_pct": s["loss_pct"],
+        "freezes": s["freezes"],
+        "client_cpu_pct": s["client_cpu_pct"],
+        "loop_lag_max_ms": s["loop_lag"].get("max_ms"),
+        "errors": s["errors"],
+    }
+
+
+def print_workers(w: dict[str, Any]) -> None:
+    print(
+        f"[room] streamhive, {w['workers']} workers, P={w['publishers_per_room']} per room, S={w['subscribers']}: "
+        f"kept up {w['kept_up']}/{w['subscribers']}, server CPU {fmt(w['server_cpu_pct'])}% "
+        f"({fmt(w['subscribers_per_core'])} subscribers, {fmt(w['streams_per_core'])} streams per core), clients "
+        f"{w['clients_cpu_pct']}%, machine busy {fmt(w['machine_busy_pct'])}%, others {fmt(w['others_pct'])}%",
+        flush=True,
+    )
+    for proc in w["processes"]:
+        room = ", ".join(f"{k} {fmt(proc.get(k))}" for k in ROOM_COLUMNS if k in proc)
+        print(
+            f"[room]   {proc['role']} (pid {proc['pid']}, CPUs {proc['cpus']}): CPU {fmt(proc['cpu_pct'])}%, "
+            f"RSS {fmt(proc['rss_mib'])} MiB{', ' + room if room else ''}",
+            flush=True,
+        )
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -391,15 +545,26 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{res['max_kept_up'].get(p, '–')} | {res.get('limited_by', {}).get(p, 'steps exhausted')} | "
                 f"{fmt(top['streams_per_core']) if top else '–'} | {ratio} |"
             )
-    two = report.get("two_servers")
-    if two:
+    w = report.get("workers")
+    if w:
         lines += [
             "",
-            f"Two independent streamhive processes (CPU 0 and CPU 1, one room each, {two['publishers_per_room']} "
-            f"publishers and half the subscribers per room, clients unpinned): {two['kept_up']}/{two['subscribers']} "
-            f"kept up, {fmt(two['server_cpu_pct'])}% CPU in total, {fmt(two['subscribers_per_core'])} subscribers, "
-            f"{fmt(two['streams_per_core'])} streams per core.",
+            f"One streamhive with `rooms.workers: {w['workers']}` (unpinned; each worker pins itself), a room per "
+            f"worker with {w['publishers_per_room']} publishers and half the subscribers, one unpinned client per "
+            f"room: {w['kept_up']}/{w['subscribers']} kept up, {fmt(w['server_cpu_pct'])}% CPU in total, "
+            f"{fmt(w['subscribers_per_core'])} subscribers, {fmt(w['streams_per_core'])} streams per core (clients "
+            f"{w['clients_cpu_pct']}%, machine busy {fmt(w['machine_busy_pct'])}%, others {fmt(w['others_pct'])}%).",
+            "",
+            "| process | CPUs | CPU % | RSS MiB | S | kept up | subscribers/core | streams/core | packets/s out | "
+            "loss % | freezes | client CPU % | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
+        for proc in w["processes"]:
+            lines.append(
+                f"| {proc['role']} | {proc['cpus']} | {fmt(proc['cpu_pct'], 2)} | {fmt(proc['rss_mib'])} | "
+                + " | ".join(fmt(proc.get(k)) for k in ROOM_COLUMNS)
+                + f" | {proc.get('errors') or ''} |"
+            )
     profile = next((r.get("profile") for r in servers if r.get("profile")), None)
     if profile and "pct_of_busy" in profile:
         lines += [
@@ -441,7 +606,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline-seconds", type=float, default=6.0, help="publishers-only step (0: none)")
     ap.add_argument("--retries", type=int, default=1, help="runs again of a failed step on a busy machine")
     ap.add_argument("--keep-up", type=float, default=1.0, help="share of subscribers that must keep up")
-    ap.add_argument("--two-servers", type=int, default=0, help="subscribers of the two-process run (0: none)")
+    ap.add_argument(
+        "--workers-run", type=int, default=0, help="subscribers of the rooms.workers: 2 run (0: none)"
+    )
     ap.add_argument(
         "--profile", type=int, default=0, help="subscribers of a py-spy'd streamhive step (0: none)"
     )
@@ -494,8 +661,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"[room] {name} failed: {exc}", flush=True)
                 res = {"server": name, "error": str(exc)}
             report["servers"].append(res)
-        if args.two_servers:
-            report["two_servers"] = bench_two_servers(args, work)
+        if args.workers_run:
+            report["workers"] = bench_workers(args, work)
+            print_workers(report["workers"])
     finally:
         probe.running = False
     report["machine_stalls"] = probe.result()
