@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "bench",
-        help="load-test a server: bench play URL | publish URL | compare | profile (needs a source checkout)",
+        help="load-test a server: bench play URL | publish URL | room WS_URL | compare | profile (needs a source checkout)",
         add_help=False,
     )
     args = parser.parse_args(args_in)
