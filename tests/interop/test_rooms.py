@@ -16,7 +16,7 @@ import pytest
 from aiortc import MediaStreamTrack
 
 from streamhive.sfu.client import RoomClient, RoomError
-from tests.conftest import FFMPEG, RunningServer, probe, record
+from tests.conftest import FFMPEG, RunningServer, probe, publishing, record
 from tests.interop.webrtc_clients import PatternVideo, Received, SineAudio, _consume, use_loopback
 
 pytestmark = [pytest.mark.interop]
@@ -354,3 +354,25 @@ async def test_address_rules_apply_to_rooms(make_server: Callable[..., RunningSe
     server = make_server("auth:\n  ip_deny: [127.0.0.0/8]\n")
     async with aiohttp.ClientSession() as http, http.get(f"{server.http}/rooms/demo/ws") as response:
         assert response.status == 403
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed")
+async def test_a_hub_path_joins_a_room_as_a_participant(server: RunningServer) -> None:
+    async with publishing(server, "live/cam", 30), bot(server, "demo", "alice", publish=False) as alice:
+        async with aiohttp.ClientSession(headers=server.api_headers) as http:
+            url = f"{server.http}/api/v1/rooms/demo/streams"
+            async with http.post(url, json={"path": "live/cam", "identity": "lobby-cam"}) as r:
+                assert r.status == 201, await r.text()
+            async with http.post(url, json={"path": "live/none"}) as r:
+                assert r.status == 404
+        joined = await _event(alice.client, "participant_joined")
+        assert joined["participant"]["identity"] == "lobby-cam"
+        await asyncio.sleep(5)
+        got = alice.got.get("lobby-cam")
+        assert got is not None and got.video_frames >= 40 and got.sizes == {(320, 240)}, (got, server.log())
+        assert got.audio_samples >= 48000 and got.audio_rates == {48000}, got  # AAC became Opus
+        async with aiohttp.ClientSession(headers=server.api_headers) as http:
+            async with http.delete(f"{server.http}/api/v1/rooms/demo/participants/lobby-cam") as r:
+                assert r.status == 200
+        left = await _event(alice.client, "participant_left")
+        assert left["identity"] == "lobby-cam"

@@ -73,7 +73,10 @@ def test_first_choice_is_immediate_and_down_is_at_once() -> None:
     assert selector.wants_keyframe
     assert selector.choose(HEIGHTS, BITRATES, ALL, 360, None, 0.1) == 1
     assert selector.choose(HEIGHTS, BITRATES, ALL, 360, 600_000, 0.2) == 1  # 500k <= 85% of 600k
-    assert selector.choose(HEIGHTS, BITRATES, ALL, 360, 580_000, 0.3) == 0  # 500k > 493k
+    assert (
+        selector.choose(HEIGHTS, BITRATES, ALL, 360, 580_000, 0.3) == 1
+    )  # the current layer stays while 75% fits
+    assert selector.choose(HEIGHTS, BITRATES, ALL, 360, 360_000, 0.35) == 0  # 375k > 360k: down at once
     assert selector.choose(HEIGHTS, BITRATES, ALL, 100, None, 0.4) == 0  # too small: the lowest
     assert selector.choose(HEIGHTS, BITRATES, ALL, None, 10_000, 0.5) == 0
 
@@ -132,3 +135,28 @@ def test_switches_happen_at_keyframes_of_the_target() -> None:
     assert not selector.accept(2, False)
     assert selector.accept(0, False)
     assert not selector.wants_keyframe
+
+
+def test_an_estimate_that_tracks_the_received_rate_keeps_the_layer_and_probes_up() -> None:
+    """Browsers' REMB follows what they receive: 769k for a 745k layer is "fine", and an
+    estimate well above the current rate lets the next layer be tried (the switch is the probe)."""
+    selector = LayerSelector()
+    rates = [280_000, 745_000, 1_500_000]
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 0.0) == 1
+    for step in range(1, 40):
+        assert selector.choose(HEIGHTS, rates, ALL, None, 769_104, step * 0.5) == 1  # never gives up 1
+    start = 20.0
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, start) == 1  # 1.34x the rate
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, start + 2.0) == 2  # held 2 s: try 2
+
+
+def test_a_failed_try_up_doubles_the_wait() -> None:
+    selector = LayerSelector()
+    rates = [280_000, 745_000, 1_500_000]
+    selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 0.0)  # layer 1
+    selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 0.5)  # layer 2 starts to fit (a probe)
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 2.5) == 2
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 3.0) == 1  # 1.5M needs 1.125M: down
+    selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 3.5)
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 5.6) == 1  # 2 s is not enough now
+    assert selector.choose(HEIGHTS, rates, ALL, None, 1_000_000, 7.6) == 2  # 4 s is

@@ -27,16 +27,17 @@ from aiohttp import WSMsgType, web
 
 from ..auth import AuthRequest
 from ..auth.access import AccessDenied
-from ..hub import Session
+from ..hub import Refused, Session
 from ..protocols.webrtc import WebRtcError
 from ..protocols.webrtc.sdp import LocalIce, SendTrack, answer_play, answer_publish, parse_offer
 from ..sfu.bridge import GROUPS, Bridge, bridge_path
-from ..sfu.grants import SOURCES, GrantError, RoomTokens, valid_room_name
+from ..sfu.grants import SOURCES, GrantError, RoomTokens, valid_identity, valid_room_name
 from ..sfu.room import Participant, PublishedTrack, Publisher, Room, Subscriber, Subscription
+from ..sfu.stream_participant import StreamParticipant
 from .datachannel import DataChannels
-from .http_auth import remote_of
+from .http_auth import credentials_of, refusal, remote_of
 from .webrtc import Peer, WebRtcService
-from .whip import PUBLISH_CODECS
+from .whip import PUBLISH_CODECS, WEBRTC_AUDIO
 
 #: The data channel label that carries chat/app messages (docs/rooms.md).
 DATA_LABEL = "data"
@@ -104,6 +105,7 @@ class RoomService:
         self.tokens = RoomTokens(self.config)
         self.rooms: dict[str, Room] = {}
         self.bridges: dict[tuple[str, str, str], Bridge] = {}  # (room, identity, group)
+        self.streams: dict[tuple[str, str], StreamParticipant] = {}  # (room, identity)
         self._ticker: asyncio.Task[None] | None = None
         self.counters = transport.counters
 
@@ -116,6 +118,7 @@ class RoomService:
         app.router.add_post(
             "/api/v1/rooms/{room}/participants/{identity}/tracks/{source}/mute", self.api_mute
         )
+        app.router.add_post("/api/v1/rooms/{room}/streams", self.api_add_stream)
 
     # -- the WebSocket -----------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
@@ -568,7 +571,8 @@ class RoomService:
         log.info("room %s: %s left (%s)", room.name, participant.identity, reason)
 
     def close_room(self, room: Room, reason: str) -> None:
-        room.closed = True
+        for key in [k for k in self.streams if k[0] == room.name]:
+            self._stop_stream(key, reason)
         for participant in list(room.participants.values()):
             participant.send({"type": "room_closed", "reason": reason})
             participant.close(4004, reason)
@@ -585,6 +589,8 @@ class RoomService:
         while self.rooms:
             await asyncio.sleep(ROOM_TICK)
             now, mono = loop.time(), time.monotonic()
+            for stream in list(self.streams.values()):
+                stream.tick(now)
             for room in list(self.rooms.values()):
                 room.tick(now)
                 if room.empty_since is not None and mono - room.empty_since >= self.config.empty_timeout:
@@ -645,8 +651,57 @@ class RoomService:
     async def api_remove(self, request: web.Request) -> web.Response:
         participant = self._participant(request)
         participant.close(4010, "removed through the API")
-        self._leave(participant, "removed through the API")
+        if (participant.room.name, participant.identity) not in self.streams:
+            self._leave(participant, "removed through the API")
         return web.json_response({"removed": participant.identity})
+
+    async def api_add_stream(self, request: web.Request) -> web.Response:
+        """Publish a hub path into a room as a participant (``{"path", "identity"?, "name"?}``);
+        the room is created when needed. Removed like any participant (DELETE .../participants/ID)."""
+        name = request.match_info["room"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            return web.json_response({"error": 'the body is {"path": ..., "identity"?, "name"?}'}, status=400)
+        path = body["path"].strip("/")
+        identity = body.get("identity") or path.replace("/", "-")
+        if not valid_room_name(name) or not valid_identity(identity):
+            return web.json_response({"error": "invalid room name or identity"}, status=400)
+        room = self.rooms.get(name)
+        if room is None:
+            if len(self.rooms) >= self.config.max_rooms:
+                return web.json_response({"error": "too many rooms"}, status=503)
+            room = self.rooms[name] = Room(name, self.config, self.server.config.webrtc.publish_bitrate)
+            self._start_ticker()
+        if identity in room.participants:
+            return web.json_response({"error": f"{identity!r} is already in the room"}, status=409)
+        session = Session("room", f"stream:{path}")
+        try:
+            stream = await self.server.hub.read(path, session, credentials_of(request))
+        except Refused as refused:
+            self.server.hub.read_ended(session)
+            return refusal(refused)
+        stream = stream.readable_with(WEBRTC_AUDIO)
+        webrtc = self.server.config.webrtc
+        participant = StreamParticipant(
+            room, stream, identity, body.get("name") or path, self.counters, webrtc.nack_history, webrtc.mtu
+        )
+        if not participant.participant.tracks:
+            self.server.hub.read_ended(session)
+            return web.json_response({"error": f"{path!r} has no track a browser can play"}, status=422)
+        key = (name, identity)
+        self.streams[key] = participant
+        participant.participant.close = lambda code, reason: self._stop_stream(key, reason)  # type: ignore[method-assign]
+        participant.start()
+        return web.json_response(participant.info(), status=201)
+
+    def _stop_stream(self, key: tuple[str, str], reason: str) -> None:
+        participant = self.streams.pop(key, None)
+        if participant is not None:
+            participant.stop(reason)
+            self.server.hub.read_ended(participant.session)
 
     async def api_mute(self, request: web.Request) -> web.Response:
         participant = self._participant(request)

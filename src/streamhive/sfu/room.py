@@ -228,7 +228,8 @@ class Publisher:
         if track.kind == "video":
             layer.nack.packet(seq, now)
             layer.history.add(seq, packet)
-            keyframe = is_keyframe(track.codec, packet[payload_at:])
+            # A retransmission is not where a subscriber may start: newer packets went out already.
+            keyframe = not rtx and is_keyframe(track.codec, packet[payload_at:])
             if keyframe:
                 layer.keyframes += 1
         elif URI_AUDIO_LEVEL in self.ext and packet[0] & 0x10:
@@ -630,7 +631,6 @@ class Room:
         self.active_speakers: list[str] = []
         self.created = time.time()
         self.empty_since: float | None = time.monotonic()
-        self.closed = False
 
     def broadcast(self, event: dict[str, Any], exclude: Participant | None = None) -> None:
         for participant in list(self.participants.values()):

@@ -25,6 +25,17 @@ GROWTH = 1.05
 HEADROOM = 0.85
 #: How long a higher layer must fit, continuously, before a subscriber is moved up to it.
 UP_DELAY = 2.0
+#: The layer being forwarded stays while the estimate is at least this share of its bitrate.
+#: Browsers' REMB tracks what they receive (at most ~1.5 times it) and we send no probes, so
+#: an estimate just above the current rate says "fine", not "nearly full".
+STAY = 0.75
+#: An estimate this far above the current layer's rate says the link is not the limit: the next
+#: layer up is tried even if its own rate is not known to fit (switching up is the probe).
+PROBE = 1.3
+#: After a try that had to come back down within BACKOFF_WINDOW, the next try waits twice as
+#: long, up to MAX_UP_DELAY.
+BACKOFF_WINDOW = 5.0
+MAX_UP_DELAY = 32.0
 
 
 class LayerMeter:
@@ -128,12 +139,14 @@ class LayerSelector:
     from a decision until the target's next keyframe (:attr:`wants_keyframe`).
     """
 
-    __slots__ = ("target", "current", "_fit_since")
+    __slots__ = ("target", "current", "_fit_since", "_up_delay", "_raised_at")
 
     def __init__(self) -> None:
         self.target: int | None = None
         self.current: int | None = None
         self._fit_since: dict[int, float] = {}  # layer -> since when it has fit, continuously
+        self._up_delay = UP_DELAY
+        self._raised_at = -BACKOFF_WINDOW  # when the target last went up
 
     def choose(
         self,
@@ -148,13 +161,16 @@ class LayerSelector:
 
         The highest active layer no taller than ``max_height`` whose bitrate fits in HEADROOM of
         ``bandwidth`` (each limit applies when known); the lowest active layer when none fits.
-        Down at once; up only to a layer that has fit for UP_DELAY seconds. With no layer active
-        the target stays (layer 0 at first): there is nothing to switch to.
+        The current target keeps fitting while the estimate is STAY of its rate, and the layer
+        above it fits while the estimate is PROBE times the target's rate (see STAY, PROBE).
+        Down at once; up only to a layer that has fit for the up delay (UP_DELAY, doubled after
+        each try that failed within BACKOFF_WINDOW). With no layer active the target stays
+        (layer 0 at first): there is nothing to switch to.
         """
         filled = _fill_heights(heights)
-        room = None if bandwidth is None else HEADROOM * bandwidth
+        target = self.target
         fits = [
-            on and _within(filled[i], max_height) and (room is None or bitrates[i] <= room)
+            on and _within(filled[i], max_height) and self._affordable(i, bitrates, bandwidth)
             for i, on in enumerate(active)
         ]
         for i, fit in enumerate(fits):
@@ -169,14 +185,30 @@ class LayerSelector:
             return self.target
         fitting = [i for i, fit in enumerate(fits) if fit]
         best = fitting[-1] if fitting else live[0]
-        target = self.target
         if target is None or target >= len(active) or not active[target] or best < target:
+            if target is not None and best < target and now - self._raised_at < BACKOFF_WINDOW:
+                self._up_delay = min(MAX_UP_DELAY, self._up_delay * 2)  # that try did not hold
             self.target = best
         elif best > target:
-            ready = [i for i in fitting if i > target and now - self._fit_since[i] >= UP_DELAY]
+            ready = [i for i in fitting if i > target and now - self._fit_since[i] >= self._up_delay]
             if ready:
                 self.target = ready[-1]
+                self._raised_at = now
+        elif now - self._raised_at > MAX_UP_DELAY:
+            self._up_delay = UP_DELAY  # stable for a while: tries are cheap again
         return self.target
+
+    def _affordable(self, layer: int, bitrates: list[int], bandwidth: int | None) -> bool:
+        if bandwidth is None:
+            return True
+        if bitrates[layer] <= HEADROOM * bandwidth:
+            return True
+        target = self.target
+        if target is None or target >= len(bitrates):
+            return False
+        if layer == target:
+            return STAY * bitrates[layer] <= bandwidth
+        return layer == target + 1 and bandwidth >= PROBE * bitrates[target]
 
     def accept(self, layer: int, keyframe: bool) -> bool:
         """Whether to forward a packet of ``layer``; a keyframe of the target makes it current.
