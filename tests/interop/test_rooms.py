@@ -371,8 +371,8 @@ async def test_a_hub_path_joins_a_room_as_a_participant(server: RunningServer) -
         got = alice.got.get("lobby-cam")
         assert got is not None and got.video_frames >= 40 and got.sizes == {(320, 240)}, (got, server.log())
         assert got.audio_samples >= 48000 and got.audio_rates == {48000}, got  # AAC became Opus
-        async with aiohttp.ClientSession(headers=server.api_headers) as http:
-            async with http.delete(f"{server.http}/api/v1/rooms/demo/participants/lobby-cam") as r:
-                assert r.status == 200
+        remove = f"{server.http}/api/v1/rooms/demo/participants/lobby-cam"
+        async with aiohttp.ClientSession(headers=server.api_headers) as http, http.delete(remove) as r:
+            assert r.status == 200
         left = await _event(alice.client, "participant_left")
         assert left["identity"] == "lobby-cam"
