@@ -364,6 +364,30 @@ async def test_chromium_simulcast_layer_follows_the_subscription_size(server: Ru
     assert grown(high, kept, track, "framesDecoded") >= 60, (high, kept)
 
 
+async def test_layers_nobody_watches_are_paused_at_the_publisher(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    """Only thumbnails watch (180p): the publisher is asked to stop encoding h and f."""
+    server = make_server("rooms:\n  bridge: false\n")
+    console: list[str] = []
+    why = lambda: (console, server.log())  # noqa: E731
+    track = "cam/camera"
+    async with chromium() as browser:
+        publisher = await sdk_page(browser, server, "thumbs", "cam", console, camera=(1280, 720))
+        await sdk_page(browser, server, "thumbs", "small", console, subscriptions={track: {"height": 180}})
+
+        def paused(s: dict[str, Any]) -> bool:
+            out = s["outbound"]
+            return (
+                all(r in out for r in "qhf")
+                and out["q"]["active"]
+                and not out["h"]["active"]
+                and not out["f"]["active"]
+            )
+
+        await until(lambda: stats(publisher), paused, 15, why)
+
+
 class LastFrame:
     """The size of the last decoded frame of one track, and how many frames came."""
 

@@ -58,6 +58,8 @@ FEEDBACK_SSRC = 0x5354524D
 KEYFRAME_INTERVAL = 0.5
 #: Seconds between receiver reports + REMB to publishers and sender reports to subscribers.
 REPORT_INTERVAL = 1.0
+#: Seconds between decisions of which simulcast layers publishers should send.
+LAYERS_INTERVAL = 1.0
 #: Seconds between simulcast layer decisions per subscriber.
 SELECT_INTERVAL = 0.5
 #: What a subscriber's bandwidth split sets aside for each track without simulcast (bit/s).
@@ -131,6 +133,8 @@ class PublishedTrack:
         self.height = _dimension(info.get("height"))
         self.muted = False
         self.subscriptions: list[Subscription] = []
+        #: The rids last asked of the publisher (``layers`` event); None until asked.
+        self.active_rids: list[str] | None = None
 
     @property
     def simulcast(self) -> bool:
@@ -152,6 +156,23 @@ class PublishedTrack:
             "height": self.height,
             "simulcast": self.simulcast,
         }
+
+    def layers_needed(self, bridged: bool) -> list[str]:
+        """The rids someone may watch: up to the tallest any subscriber's size allows (all of
+        them for a subscriber that asked no size, the top one for a bridge), at least the lowest.
+        Layers above are paused at the publisher: its encoder and uplink are spared them."""
+        heights = self.heights()
+        top = len(self.layers) - 1
+        highest = top if bridged else 0
+        for subscription in self.subscriptions:
+            if subscription.paused:
+                continue
+            wanted = subscription.max_height
+            fitting = [i for i, h in enumerate(heights) if wanted is None or h is None or h <= wanted]
+            highest = max(highest, fitting[-1] if fitting else 0)
+            if highest == top:
+                break
+        return [layer.rid for layer in self.layers[: highest + 1]]
 
     def packet(self, layer: int, seq: int) -> bytes | None:
         """A packet of one layer still in its history (for ``Rewriter.resend``)."""
@@ -629,6 +650,7 @@ class Room:
         self.participants: dict[str, Participant] = {}
         self.speakers = SpeakerDetector(config.speaker_interval)
         self.active_speakers: list[str] = []
+        self.next_layers = 0.0
         self.created = time.time()
         self.empty_since: float | None = time.monotonic()
 
@@ -665,6 +687,9 @@ class Room:
             self.empty_since = time.monotonic()
 
     def tick(self, now: float) -> None:
+        if now >= self.next_layers:
+            self.next_layers = now + LAYERS_INTERVAL
+            self._ask_layers()
         speakers = self.speakers.decide(now)
         if speakers is not None:
             self.active_speakers = [s for s in speakers if s in self.participants]
@@ -676,6 +701,18 @@ class Room:
             if quality != participant.quality:
                 participant.quality = quality
                 self.broadcast({"type": "quality", "identity": participant.identity, "quality": quality})
+
+    def _ask_layers(self) -> None:
+        """Tell each simulcast publisher which layers to send (``layers`` event), on change."""
+        for participant in self.participants.values():
+            bridged = participant.publisher is not None and participant.publisher.bridge is not None
+            for track in participant.tracks.values():
+                if not track.simulcast:
+                    continue
+                rids = track.layers_needed(bridged)
+                if rids != track.active_rids:
+                    track.active_rids = rids
+                    participant.send({"type": "layers", "track": track.id, "active": rids})
 
     def _apply_last_n(self, now: float) -> None:
         """Forward video of the N most recent speakers only (and of anyone sharing a screen)."""

@@ -613,6 +613,23 @@ export class Room {
     active_speaker: (/** @type {any} */ m) => this.#events.emit('active_speaker', { speakers: m.speakers ?? [] }),
     quality: (/** @type {any} */ m) => this.#events.emit('quality', { identity: m.identity, quality: m.quality }),
     layer: (/** @type {any} */ m) => this.#events.emit('layer', { track: m.track, layer: m.layer }),
+    layers: (/** @type {any} */ m) => {
+      // The server asks us to send only the simulcast layers someone may watch.
+      const entry = [...this.localTracks.values()].find((e) => e.id === m.track);
+      if (!entry || !Array.isArray(m.active)) return;
+      const sender = entry.transceiver.sender;
+      const params = sender.getParameters();
+      let changed = false;
+      for (const encoding of params.encodings ?? []) {
+        const active = !encoding.rid || m.active.includes(encoding.rid);
+        if (encoding.active !== active) {
+          encoding.active = active;
+          changed = true;
+        }
+      }
+      if (changed) sender.setParameters(params).catch((e) => this.#events.emit('error', { message: String(e) }));
+      this.#events.emit('layers', { track: m.track, active: m.active });
+    },
     data: (/** @type {any} */ m) =>
       this.#events.emit('data', { from: m.from, participant: this.participants.get(m.from) ?? null, data: m.data }),
     error: (/** @type {any} */ m) => {
