@@ -97,31 +97,34 @@ class Rewriter:
         (whose output numbers belong to the previous run), give None. RtpError for a malformed
         packet.
         """
-        start, end = extension_span(packet)  # validates the header before any state changes
+        if len(packet) < 12 or packet[0] & 0xDF != 0x80:  # CSRCs, extensions, or not RTP v2
+            start, end = extension_span(packet)  # validates the header before any state changes
+        else:  # the common case: the SFU strips extensions once per publisher packet
+            start = end = 12
+        first = packet[0]
         seq = packet[2] << 8 | packet[3]
         ts = int.from_bytes(packet[4:8], "big")
         if source != self._source:
             if self._is_late(source, seq, now):
                 return None
             self._start_run(source, seq, ts, now)
-        ext = self._in_high + _delta16(seq, self._in_high)
+        high = self._in_high
+        ext = high + ((seq - high + 0x8000) & _SEQ_MASK) - 0x8000  # unwrapped near the newest
         if ext < self._in_first:
             return None
         out_seq = ext + self._out_delta
         out_ts = (ts + self._ts_offset) & _TS_MASK
-        if ext > self._in_high:
+        if ext > high:
             self._in_high = ext
         if out_seq > self._out_high:
             self._out_high = out_seq
             self._last_ts = out_ts
             self._last_time = now
         header = _HEADER.pack(
-            packet[0] & ~_X,
-            (packet[1] & _MARKER) | self.payload_type,
-            out_seq & _SEQ_MASK,
-            out_ts,
-            self.ssrc,
+            first & ~_X, (packet[1] & _MARKER) | self.payload_type, out_seq & _SEQ_MASK, out_ts, self.ssrc
         )
+        if start == end:
+            return header + packet[12:]
         return b"".join((header, packet[12:start], packet[end:]))
 
     def _is_late(self, source: int, seq: int, now: float) -> bool:

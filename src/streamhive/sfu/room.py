@@ -233,15 +233,22 @@ class Publisher:
                 return
         track, layer, rtx = entry
         try:
-            payload_at = extension_span(packet)[1]  # one header check for everything below
-            if rtx:
-                packet = self._unwrap(packet, packet[payload_at:], track, layer)
-                if not packet:
-                    return
-                payload_at = 12
+            start, payload_at = extension_span(packet)  # one header check for everything below
         except RtpError:
             self.peer.service.counters["room_malformed_rtp"] += 1
             return
+        if rtx:
+            packet = self._unwrap(packet, packet[payload_at:], track, layer)
+            if not packet:
+                return
+            start = payload_at = 12
+        elif start != payload_at:
+            if track.kind == "audio" and URI_AUDIO_LEVEL in self.ext:
+                self._audio_level(packet, now)
+            # Stripped once here rather than by every subscriber's rewrite: subscribers never get
+            # the publisher's extension ids (its mid would mislead their demultiplexing).
+            packet = bytes((packet[0] & 0xEF,)) + packet[1:start] + packet[payload_at:]
+            payload_at = start
         seq = _SEQ.unpack_from(packet, 2)[0]
         layer.meter.packet(len(packet), now)
         layer.stats.update(seq, int.from_bytes(packet[4:8], "big"), int(now * track.clock_rate))
@@ -253,8 +260,6 @@ class Publisher:
             keyframe = not rtx and is_keyframe(track.codec, packet[payload_at:])
             if keyframe:
                 layer.keyframes += 1
-        elif URI_AUDIO_LEVEL in self.ext and packet[0] & 0x10:
-            self._audio_level(packet, now)
         if track.muted:
             return
         for subscription in track.subscriptions:
