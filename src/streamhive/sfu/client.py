@@ -3,7 +3,10 @@
 It speaks the signaling protocol of docs/rooms.md exactly as the browser SDK does: a publish and
 a subscribe PeerConnection, the client offering on both; every track others publish is
 subscribed to (a ``recvonly`` transceiver each) and handed to ``on_track`` with the
-``MediaStreamTrack`` aiortc decodes. Example::
+``MediaStreamTrack`` aiortc decodes. When a track goes away its transceiver is kept aside
+(inactive) and reused, mid included, for the next track of the same kind, so the subscribe
+connection does not grow by a section per track ever published; as in browsers, a reused
+transceiver's track object is handed to ``on_track`` again for the new track. Example::
 
     async with RoomClient("ws://127.0.0.1:8080/rooms/demo/ws", identity="bot") as room:
         room.on_track = lambda who, info, track: print(who, info["source"])
@@ -28,11 +31,17 @@ from aiortc import (
     RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc import sdp as aiortc_sdp
+from aiortc.codecs import CODECS
 
 log = logging.getLogger("streamhive.rooms.client")
+
+#: Seconds before a failed subscribe negotiation is tried again (once).
+RETRY_DELAY = 1.0
 
 TrackHandler = Callable[[str, dict[str, Any], MediaStreamTrack], None]
 
@@ -80,6 +89,9 @@ class RoomClient:
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._receiving: dict[str, str] = {}  # subscribe mid -> track id
         self._transceivers: dict[str, RTCRtpTransceiver] = {}  # track id -> its recvonly transceiver
+        self._spare: list[RTCRtpTransceiver] = []  # inactive, their track gone: reused first
+        self._started: set[str] = set()  # mids whose receiver started (codec and SSRC fixed then)
+        self._answered: set[str] | None = set()  # the tracks of the last answered subscribe offer
         self._subscribe_lock = asyncio.Lock()
         self._published: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -93,30 +105,38 @@ class RoomClient:
 
     # -- joining and leaving -------------------------------------------------------------------
     async def join(self) -> dict[str, Any]:
-        """Open the WebSocket and join; the ``joined`` event, or RoomError with the close code."""
+        """Open the WebSocket and join; the ``joined`` event, or RoomError with the close code.
+
+        Whatever fails (a refused upgrade, a refused join) closes what was opened.
+        """
         self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(self.url)
+        try:
+            joined = await self._join(self._http)
+            self.identity = joined["identity"]
+            for participant in joined["participants"]:
+                self.participants[participant["identity"]] = participant
+            self._reader = asyncio.ensure_future(self._read())
+            self._resubscribe()
+            if self.data_channel:
+                await self._negotiate_publish()
+        except BaseException:
+            await self._close_transport()
+            raise
+        return joined
+
+    async def _join(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        ws = self._ws = await http.ws_connect(self.url)
         join: dict[str, Any] = {"type": "join"}
         for key in ("token", "identity", "name"):
             if getattr(self, key) is not None:
                 join[key] = getattr(self, key)
-        await self._ws.send_str(json.dumps(join))
-        message = await self._ws.receive()
+        await ws.send_str(json.dumps(join))
+        message = await ws.receive()
         if message.type != aiohttp.WSMsgType.TEXT:
-            code = self._ws.close_code
-            await self._close_transport()
-            raise RoomError(f"join refused: {message.extra or message.type}", code)
-        joined = json.loads(message.data)
+            raise RoomError(f"join refused: {message.extra or message.type}", ws.close_code)
+        joined: dict[str, Any] = json.loads(message.data)
         if joined.get("type") != "joined":
-            await self._close_transport()
             raise RoomError(f"unexpected first event {joined}")
-        self.identity = joined["identity"]
-        for participant in joined["participants"]:
-            self.participants[participant["identity"]] = participant
-        self._reader = asyncio.ensure_future(self._read())
-        self._resubscribe()
-        if self.data_channel:
-            await self._negotiate_publish()
         return joined
 
     async def leave(self) -> None:
@@ -200,42 +220,108 @@ class RoomClient:
         return await asyncio.wait_for(future, 10)
 
     # -- subscribing ---------------------------------------------------------------------------
-    def _resubscribe(self) -> None:
+    def _resubscribe(self, delay: float = 0.0, retry: bool = True) -> None:
         if self.auto_subscribe:
-            task = asyncio.ensure_future(self._subscribe())
+            task = asyncio.ensure_future(self._subscribe(delay, retry))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _subscribe(self) -> None:
+    async def _subscribe(self, delay: float, retry: bool) -> None:
+        """Negotiate the subscribe connection; a failure is tried again once, ``RETRY_DELAY`` later
+        (the server may have refused a track that just went away, or been slow)."""
+        await asyncio.sleep(delay)
         async with self._subscribe_lock:  # one negotiation at a time; the last one sees all changes
-            wanted = {track["id"]: track for p in self.participants.values() for track in p.get("tracks", [])}
-            if set(wanted) == set(self._transceivers):
-                return
-            if self.subscribe_pc is None:
-                if not wanted:
-                    return
-                self.subscribe_pc = RTCPeerConnection(self.config)
-                self.subscribe_pc.on("track", self._track)
-            pc = self.subscribe_pc
-            for track_id in list(self._transceivers):
-                if track_id not in wanted:
-                    del self._transceivers[track_id]
-            for track_id, info in wanted.items():
-                if track_id not in self._transceivers:
-                    self._transceivers[track_id] = pc.addTransceiver(info["kind"], direction="recvonly")
-            await pc.setLocalDescription(await pc.createOffer())
-            self._receiving = {t.mid: track_id for track_id, t in self._transceivers.items() if t.mid}
-            tracks = [{"mid": mid, "track": track_id} for mid, track_id in self._receiving.items()]
             try:
-                answer = await self._negotiate("subscribe", pc.localDescription.sdp, tracks)
+                while await self._renegotiate():
+                    pass
             except (TimeoutError, RoomError, ConnectionError) as exc:
-                log.info("subscribe negotiation failed: %s", exc)
-                return
-            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-            # aiortc starts the transceivers of an answer in a task that walks the list: adding
-            # one before it is done breaks it, so the next negotiation waits for the connection.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connected(pc), 10)
+                if retry and self._ws is not None and not self._ws.closed:
+                    log.info("subscribe negotiation failed (%s); trying again in %g s", exc, RETRY_DELAY)
+                    self._resubscribe(RETRY_DELAY, retry=False)
+                else:
+                    log.warning("subscribe negotiation failed: %s", exc)
+
+    async def _renegotiate(self) -> bool:
+        """One subscribe offer and answer for the tracks others publish now; True when it must go
+        again (a reused transceiver could not take its track: the track's codec is another)."""
+        wanted = {track["id"]: track for p in self.participants.values() for track in p.get("tracks", [])}
+        if set(wanted) == self._answered:
+            return False
+        if self.subscribe_pc is None:
+            self.subscribe_pc = RTCPeerConnection(self.config)
+            self.subscribe_pc.on("track", self._track)
+        pc = self.subscribe_pc
+        reused = self._assign(pc, wanted)
+        await pc.setLocalDescription(await pc.createOffer())
+        self._receiving = {t.mid: track_id for track_id, t in self._transceivers.items() if t.mid}
+        tracks = [{"mid": mid, "track": track_id} for mid, track_id in self._receiving.items()]
+        answer = await self._negotiate("subscribe", pc.localDescription.sdp, tracks)
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        self._answered = set(wanted)
+        refused = self._take_answer(answer, reused)
+        # aiortc starts the transceivers of an answer in a task that walks the list: adding
+        # one before it is done breaks it, so the next negotiation waits for the connection.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected(pc), 10)
+        for track_id in refused:  # a spare of another codec could not take it: a new one will
+            transceiver = self._transceivers[track_id]
+            self._set_aside(transceiver)
+            self._transceivers[track_id] = pc.addTransceiver(transceiver.kind, direction="recvonly")
+            self._answered = None
+        return bool(refused)
+
+    def _assign(
+        self, pc: RTCPeerConnection, wanted: dict[str, dict[str, Any]]
+    ) -> dict[str, RTCRtpTransceiver]:
+        """Give each wanted track a transceiver, a spare one of its kind first; the reused ones."""
+        for track_id in [t for t in self._transceivers if t not in wanted]:
+            self._set_aside(self._transceivers.pop(track_id))
+        reused: dict[str, RTCRtpTransceiver] = {}
+        for track_id, info in wanted.items():
+            if track_id in self._transceivers:
+                continue
+            transceiver = next((t for t in self._spare if t.kind == info["kind"]), None)
+            if transceiver is None:
+                transceiver = pc.addTransceiver(info["kind"], direction="recvonly")
+            else:
+                self._spare.remove(transceiver)
+                transceiver.direction = "recvonly"
+                reused[track_id] = transceiver
+            self._transceivers[track_id] = transceiver
+        return reused
+
+    def _set_aside(self, transceiver: RTCRtpTransceiver) -> None:
+        transceiver.direction = "inactive"  # left out of ``tracks`` too: the server answers it inactive
+        self._spare.append(transceiver)
+
+    def _take_answer(self, answer: str, reused: dict[str, RTCRtpTransceiver]) -> list[str]:
+        """Fit aiortc to the answer where it cannot on its own; the reused tracks it refused.
+
+        aiortc fixes a receiver's codec and SSRCs when it starts. So a transceiver that starts is
+        pinned to its codec (a reused one is offered only that one: a track of another codec is
+        answered inactive there, and must move to a new transceiver), and the new SSRC of a reused one
+        is routed to it; aiortc fires no ``track`` event for it either, so ``on_track`` is called.
+        """
+        sections = {media.rtp.muxId: media for media in aiortc_sdp.SessionDescription.parse(answer).media}
+        refused: list[str] = []
+        for track_id, transceiver in self._transceivers.items():
+            media = sections.get(transceiver.mid or "")
+            if media is None or transceiver.currentDirection != "recvonly" or not media.rtp.codecs:
+                if track_id in reused:
+                    refused.append(track_id)
+                continue
+            if transceiver.mid not in self._started:
+                self._started.add(transceiver.mid or "")
+                _pin(transceiver, media.rtp.codecs[0].payloadType)
+            elif track_id in reused:
+                receiver = transceiver.receiver
+                # private: aiortc registers a receiver's SSRCs once, when it starts
+                receiver.transport._rtp_router.register_receiver(
+                    receiver, ssrcs=[s.ssrc for s in media.ssrc], payload_types=[]
+                )
+                if receiver.track is not None:
+                    self._deliver(track_id, receiver.track)
+        return refused
 
     @staticmethod
     async def _connected(pc: RTCPeerConnection) -> None:
@@ -246,15 +332,17 @@ class RoomClient:
         assert self.subscribe_pc is not None
         for transceiver in self.subscribe_pc.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid in self._receiving:
-                track_id = self._receiving[transceiver.mid]
-                identity = track_id.rpartition("/")[0]
-                info = next(
-                    (t for t in self.participants.get(identity, {}).get("tracks", []) if t["id"] == track_id),
-                    {"id": track_id, "kind": track.kind},
-                )
-                if self.on_track is not None:
-                    self.on_track(identity, info, track)
+                self._deliver(self._receiving[transceiver.mid], track)
                 return
+
+    def _deliver(self, track_id: str, track: MediaStreamTrack) -> None:
+        identity = track_id.rpartition("/")[0]
+        info = next(
+            (t for t in self.participants.get(identity, {}).get("tracks", []) if t["id"] == track_id),
+            {"id": track_id, "kind": track.kind},
+        )
+        if self.on_track is not None:
+            self.on_track(identity, info, track)
 
     # -- events --------------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -281,10 +369,10 @@ class RoomClient:
                 future.set_result(event["sdp"])
         elif kind == "error":
             log.info("room error: %s", event.get("message"))
-            for future in self._answers.values():
-                if not future.done():
-                    future.set_exception(RoomError(event.get("message", "error")))
-            self._answers.clear()
+            # only the offer it names failed: an error about another message leaves offers alone
+            future = self._answers.pop(event["pc"], None) if isinstance(event.get("pc"), str) else None
+            if future is not None and not future.done():
+                future.set_exception(RoomError(event.get("message", "error")))
         elif kind == "participant_joined":
             participant = event["participant"]
             self.participants[participant["identity"]] = participant
@@ -309,3 +397,14 @@ class RoomClient:
             for track in participant.get("tracks", []):
                 if track["id"] == event["track"]:
                     track["muted"] = event["muted"]
+
+
+def _pin(transceiver: RTCRtpTransceiver, payload_type: int) -> None:
+    """Offer only the codec a transceiver's receiver started with (aiortc's payload types are fixed)."""
+    for codec in CODECS[transceiver.kind]:
+        if codec.payloadType == payload_type:
+            capability = RTCRtpCodecCapability(
+                codec.mimeType, codec.clockRate, codec.channels, codec.parameters
+            )
+            transceiver.setCodecPreferences([capability])
+            return
