@@ -376,3 +376,23 @@ async def test_a_hub_path_joins_a_room_as_a_participant(server: RunningServer) -
             assert r.status == 200
         left = await _event(alice.client, "participant_left")
         assert left["identity"] == "lobby-cam"
+
+
+async def test_last_n_forwards_only_the_recent_speakers_video(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    server = make_server("rooms:\n  last_n: 1\n")
+    async with (
+        bot(server, "demo", "alice") as alice,
+        bot(server, "demo", "bob") as bob,
+        bot(server, "demo", "dave", publish=False) as dave,
+    ):
+        speaking = await _event(dave.client, "active_speaker", timeout=10)
+        speaker = speaking["speakers"][0]
+        await asyncio.sleep(2)  # the other's video stops at its next packet
+        before = {who: got.video_frames for who, got in dave.got.items()}
+        await asyncio.sleep(2)
+        grew = {who for who, got in dave.got.items() if got.video_frames > before[who] + 10}
+        assert grew == {speaker}, (speaker, before, {w: g.video_frames for w, g in dave.got.items()})
+        assert all(got.audio_samples >= 48000 for got in dave.got.values())  # audio is never cut
+        assert alice.client.close_code is None and bob.client.close_code is None
