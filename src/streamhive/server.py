@@ -228,6 +228,13 @@ class Server:
                     if "webrtc" in self.addresses
                     else []
                 ),
+                *(
+                    [
+                        f"Rooms (meetings)    {base}/rooms/ROOM  (signaling ws://{host}:{self.http_port}/rooms/ROOM/ws)"
+                    ]
+                    if "webrtc" in self.addresses and self.config.rooms.enabled
+                    else []
+                ),
                 f"API                 {base}/api/v1/paths",
                 f"Metrics             {base}/metrics",
             ]
