@@ -396,3 +396,19 @@ async def test_last_n_forwards_only_the_recent_speakers_video(
         assert grew == {speaker}, (speaker, before, {w: g.video_frames for w, g in dave.got.items()})
         assert all(got.audio_samples >= 48000 for got in dave.got.values())  # audio is never cut
         assert alice.client.close_code is None and bob.client.close_code is None
+
+
+async def test_a_renegotiation_storm_is_refused_and_the_room_carries_on(server: RunningServer) -> None:
+    async with bot(server, "demo", "alice") as alice, bot(server, "demo", "bob", publish=False) as bob:
+        await asyncio.sleep(1)
+        pc = alice.client.publish_pc
+        assert pc is not None and pc.localDescription is not None
+        same = list(alice.client._published.values())  # the same offer again and again
+        storm = {"type": "offer", "pc": "publish", "sdp": pc.localDescription.sdp, "tracks": same}
+        for _ in range(15):
+            await alice.client.send(storm)
+        refused = await _event(alice.client, "error")
+        assert "too fast" in refused["message"] and refused["pc"] == "publish", refused
+        before = bob.got["alice"].video_frames
+        await asyncio.sleep(2)
+        assert bob.got["alice"].video_frames > before + 20  # media carried on through it

@@ -143,3 +143,13 @@ def test_sender_report_counters_wrap() -> None:
     report = subscription.sender_report(1.0)
     assert report is not None and (report.packet_count, report.octet_count) == (5, 7)
     report.serialize()
+
+
+def test_offers_are_rate_limited_per_connection() -> None:
+    room = _room()
+    alice = _participant(room, "alice")
+    allowed = [alice.allow_offer("publish", 0.0) for _ in range(15)]
+    assert allowed.count(True) == 10  # the burst
+    assert alice.allow_offer("subscribe", 0.0)  # the other connection has its own bucket
+    assert not alice.allow_offer("publish", 0.2)
+    assert alice.allow_offer("publish", 0.6)  # two a second after that

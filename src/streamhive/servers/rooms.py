@@ -293,10 +293,12 @@ class RoomService:
         pc = _pc(data)
         sdp = data.get("sdp")
         tracks = data.get("tracks", [])
-        if not isinstance(sdp, str) or not isinstance(tracks, list) or len(tracks) > 64:
-            raise BadMessage("an offer needs sdp (string) and tracks (a list)")
         # A subscriber's offer has a section per track it receives: sized for a full room.
         sections = self.config.max_participants * self.config.max_tracks + 16
+        if not isinstance(sdp, str) or not isinstance(tracks, list) or len(tracks) > sections:
+            raise BadMessage("an offer needs sdp (string) and tracks (a list)")
+        if not participant.allow_offer(pc, time.monotonic()):
+            raise BadMessage("renegotiating too fast: wait before the next offer")
         offer = parse_offer(sdp, self.config.max_message_bytes, max_media=min(sections, MAX_ROOM_SECTIONS))
         peer = participant.publish_peer if pc == "publish" else participant.subscribe_peer
         fresh = peer is None or peer.closed

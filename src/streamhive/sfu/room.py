@@ -64,6 +64,9 @@ LAYERS_INTERVAL = 1.0
 SELECT_INTERVAL = 0.5
 #: What a subscriber's bandwidth split sets aside for each track without simulcast (bit/s).
 FIXED_TRACK_BITRATE = 64_000
+#: Offers one participant may make per connection: a burst, then this many a second.
+OFFER_BURST = 10
+OFFERS_PER_SECOND = 2.0
 #: Retransmissions one subscriber may get per second (a NACK storm must not become a flood).
 MAX_RESENDS_PER_SECOND = 300
 #: Known simulcast rid namings, lowest layer first: the SDK's (and LiveKit's) quarter/half/full,
@@ -616,6 +619,18 @@ class Participant:
         self.left = False
         self._window = 0.0
         self._messages = 0
+        self._offers: dict[str, tuple[float, float]] = {}  # pc -> (tokens, when)
+
+    def allow_offer(self, pc: str, now: float) -> bool:
+        """A token bucket per connection: every publish renegotiation makes each subscriber
+        renegotiate too, so a storm of offers would multiply through the room."""
+        tokens, since = self._offers.get(pc, (OFFER_BURST, now))
+        tokens = min(OFFER_BURST, tokens + (now - since) * OFFERS_PER_SECOND)
+        if tokens < 1:
+            self._offers[pc] = (tokens, now)
+            return False
+        self._offers[pc] = (tokens - 1, now)
+        return True
 
     def count_message(self, now: float, rate: float) -> bool:
         """Count one message (signaling or data channel); False past twice ``rate`` in a second."""
