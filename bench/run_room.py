@@ -85,7 +85,6 @@ from bench.run_spine import (  # noqa: E402
     run_marked,
     start_server,
     stop,
-    wait_for_port,
     write_report,
 )
 from bench.run_webrtc import (  # noqa: E402
@@ -335,7 +334,9 @@ def bench_workers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     worker over the first client's window, and their sum per core as in the single-server steps."""
     p, n = args.publishers[0], args.workers_run
     config, http_port = streamhive_config(work, "workers", WORKERS)
-    server = _track(start_unpinned(config, work / "workers.log", http_port))
+    # Not pinned (niced like everything started): a room worker pins itself to CPU ``index % n``
+    # of the ``n`` it inherits, so under a pinned main process every worker would share CPU 0.
+    server = _track(start_server(config, work / "workers.log", http_port, prefix=run_webrtc.NICE))
     clients: list[subprocess.Popen[bytes]] = []
     try:
         workers = room_workers(server.pid)  # started before HTTP listens, so all there by now
@@ -360,24 +361,6 @@ def bench_workers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for client in clients:
             stop(client)
         stop(server)
-
-
-def start_unpinned(config: Path, log_path: Path, http_port: int) -> subprocess.Popen[bytes]:
-    """run_spine.start_server without its pin to CPU 0 (and niced like everything started): a
-    room worker pins itself to CPU ``index % n`` of the ``n`` it inherits, so under a pinned
-    main process every worker would share CPU 0."""
-    exe = Path(sys.executable).parent / "streamhive"
-    serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [*run_webrtc.NICE, *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_port(http_port, server)
-    except BaseException:
-        stop(server)
-        raise
-    return server
 
 
 def room_workers(pid: int) -> list[int]:

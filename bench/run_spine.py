@@ -125,13 +125,17 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def start_server(config: Path, log_path: Path, *ports: int) -> subprocess.Popen[bytes]:
-    """``streamhive serve --config CONFIG`` on CPU 0 (output to ``log_path``), listening on ``ports``."""
+def start_server(
+    config: Path, log_path: Path, *ports: int, prefix: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``streamhive serve --config CONFIG`` (output to ``log_path``), listening on ``ports``; run
+    under ``prefix``, by default pinned to CPU 0."""
     exe = Path(sys.executable).parent / "streamhive"
     serve = [str(exe)] if exe.exists() else [sys.executable, "-m", "streamhive"]
+    launch = pinned(0) if prefix is None else prefix
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [*pinned(0), *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+            [*launch, *serve, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
     try:
         for port in ports:

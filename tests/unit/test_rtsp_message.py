@@ -15,6 +15,7 @@ from streamhive.protocols.rtsp.message import (
     RtspParser,
     cseq,
     interleaved_frame,
+    interleaved_frames,
 )
 
 # what ffmpeg sends to publish (ANNOUNCE with an SDP body), byte for byte in shape
@@ -246,3 +247,9 @@ def test_partial_input_is_kept_until_complete() -> None:
 def test_latin1_header_value_is_tolerated() -> None:
     [resp] = RtspParser().feed(b"RTSP/1.0 200 OK\r\nServer: Cam\xe9ra\r\nCSeq: 1\r\n\r\n")
     assert isinstance(resp, Response) and resp.headers["Server"] == "Caméra"
+
+
+def test_interleaved_frames_walks_what_interleaved_frame_writes() -> None:
+    data = interleaved_frame(0, b"rtp") + interleaved_frame(1, b"") + interleaved_frame(2, b"x" * 300)
+    assert list(interleaved_frames(data)) == [(0, b"rtp"), (1, b""), (2, b"x" * 300)]
+    assert list(interleaved_frames(data[:-1]))[-1] == (2, b"x" * 299)  # cut short, no error

@@ -20,6 +20,7 @@ from ..formats.rtp.muxer import RtpMuxer
 from ..formats.rtp.rtcp import Fir, Pli, parse_compound
 from ..hub import Reader, Session, Stream
 from ..hub.frame import Track
+from ..protocols.rtsp.message import interleaved_frames
 from ..protocols.webrtc.sdp import NegotiatedMedia
 from .grants import RoomGrant
 from .room import Participant, PublishedTrack, Publisher, Room
@@ -116,14 +117,9 @@ class StreamParticipant:
     # The asyncio.WriteTransport face the hub writes to ------------------------------------------
     def write(self, data: bytes) -> None:
         now = asyncio.get_running_loop().time()
-        pos, end = 0, len(data)
-        rtp = self.publisher.rtp
-        while pos + 4 <= end:
-            channel = data[pos + 1]
-            start = pos + 4
-            pos = start + ((data[pos + 2] << 8) | data[pos + 3])
-            if channel in self.channels:
-                rtp(data[start:pos], now)
+        for channel, packet in interleaved_frames(data):
+            if channel in self.channels:  # RTP of a track we publish; sender reports are ours to make
+                self.publisher.rtp(packet, now)
 
     def writelines(self, parts: list[bytes]) -> None:
         for part in parts:

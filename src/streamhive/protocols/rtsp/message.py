@@ -23,6 +23,7 @@ __all__ = [
     "RtspParser",
     "cseq",
     "interleaved_frame",
+    "interleaved_frames",
 ]
 
 REASONS: dict[int, str] = {
@@ -233,6 +234,16 @@ def interleaved_frame(channel: int, data: bytes) -> bytes:
     if len(data) > 0xFFFF:
         raise ValueError(f"interleaved payload of {len(data)} bytes exceeds 65535")
     return _FRAME.pack(_DOLLAR, channel, len(data)) + data
+
+
+def interleaved_frames(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(channel, payload) of each ``$`` frame in ``data`` (whole frames, as the RTP muxer writes
+    them); a truncated last frame is cut short rather than an error."""
+    pos, end = 0, len(data)
+    while pos + 4 <= end:
+        channel, start = data[pos + 1], pos + 4
+        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        yield channel, data[start:pos]
 
 
 def cseq(headers: Headers) -> str | None:
